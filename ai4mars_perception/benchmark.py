@@ -1,0 +1,155 @@
+"""``ai4mars-perception bench``: model forward time, core pipeline time and end-to-end node latency.
+
+End-to-end latency = publish of a frame → its mask received, node in its own process, over DDS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ai4mars_perception.segmenter import Segmenter
+
+GFLOP_PER_FRAME_256 = 58.0  # fastai DynamicUnet(resnet18), 256x256 input
+
+
+def _stats(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(1000.0 * s for s in seconds)
+    return {
+        "mean_ms": statistics.fmean(ms),
+        "median_ms": statistics.median(ms),
+        "p90_ms": ms[min(len(ms) - 1, int(0.9 * len(ms)))],
+        "min_ms": ms[0],
+        "n": len(ms),
+    }
+
+
+def bench_forward(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Raw ONNX Runtime forward time on a preprocessed frame (no pre/post-processing)."""
+    x = seg.preprocess(frame)
+    seg.logits(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        seg.logits(x)
+        times.append(time.perf_counter() - t)
+    return _stats(times)
+
+
+def bench_core(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Full core call: resize + normalise + forward + arg-max + resize back to the frame size."""
+    seg.segment(frame)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        seg.segment(frame)
+        times.append(time.perf_counter() - t)
+    return _stats(times)
+
+
+def bench_node(
+    model: str, frame: np.ndarray, repeats: int, device: str = "cpu", reliable: bool = False
+) -> dict[str, float]:
+    """Publish ``repeats`` frames one at a time to a node process and time each mask's return."""
+    from ai4mars_perception.processes import peak_rss_mb, ros_env, start_node, stop
+
+    env = ros_env()
+    os.environ.update(
+        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
+    )
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from ai4mars_perception.ros_image import array_to_image
+
+    params = {"model_path": model, "device": device, "input_reliability": "reliable" if reliable else "best_effort"}
+    proc = start_node(params, {"image": "/bench/image"}, env)
+    rclpy.init()
+    node = rclpy.create_node("ai4mars_bench")
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+    pub = node.create_publisher(Image, "/bench/image", qos)
+    got: list[float] = []
+    node.create_subscription(Image, "/terrain_segmentation/mask", lambda m: got.append(time.perf_counter()), 10)
+    msg = array_to_image(frame, "mono8")
+    msg.header.frame_id = "navcam_left"
+    try:
+        deadline = time.time() + 60
+        while (
+            pub.get_subscription_count() == 0 or node.count_publishers("/terrain_segmentation/mask") == 0
+        ) and time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"node exited with code {proc.returncode}")
+            rclpy.spin_once(node, timeout_sec=0.1)
+        latencies = []
+        for i in range(repeats + 3):
+            n0 = len(got)
+            t0 = time.perf_counter()
+            pub.publish(msg)
+            while len(got) == n0 and time.perf_counter() - t0 < 30:
+                rclpy.spin_once(node, timeout_sec=0.01)
+            if len(got) == n0:
+                raise RuntimeError("no mask came back within 30 s")
+            if i >= 3:
+                latencies.append(got[-1] - t0)
+            time.sleep(0.05)
+        result = _stats(latencies)
+        result["node_peak_rss_mb"] = peak_rss_mb(proc.pid)
+        return result
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(proc)
+
+
+def run_benchmark(model: str, frame: np.ndarray, repeats: int, device: str, node: bool, out: Path | None) -> dict:
+    """Run all benchmarks and return (and optionally write) a JSON-able report."""
+    seg = Segmenter(model, device)
+    fwd = bench_forward(seg, frame, repeats)
+    h, w = seg.input_size
+    gflop = GFLOP_PER_FRAME_256 * (h * w) / (256 * 256)
+    report = {
+        "model": str(model),
+        "model_version": seg.metadata.model_version,
+        "provider": seg.provider,
+        "frame": list(frame.shape),
+        "model_input": [h, w],
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "forward": fwd,
+        "forward_gflops_per_s": gflop / (fwd["median_ms"] / 1000.0),
+        "core_pipeline": bench_core(seg, frame, repeats),
+    }
+    del seg
+    if node:
+        report["node_end_to_end"] = bench_node(model, frame, repeats, device)
+        report["node_latency_over_forward"] = report["node_end_to_end"]["median_ms"] / fwd["median_ms"]
+    if out:
+        out.write_text(json.dumps(report, indent=2))
+    return report
+
+
+def format_report(r: dict) -> str:
+    """Human-readable summary."""
+    lines = [
+        f"model {r['model']} ({r['model_version']}) on {r['provider']}, {r['cores']} cores",
+        f"frame {r['frame']} -> model input {r['model_input']}",
+        f"forward (ONNX Runtime)   median {r['forward']['median_ms']:.1f} ms  p90 {r['forward']['p90_ms']:.1f} ms"
+        f"  = {r['forward_gflops_per_s']:.0f} GFLOP/s",
+        f"core pipeline            median {r['core_pipeline']['median_ms']:.1f} ms"
+        f"  p90 {r['core_pipeline']['p90_ms']:.1f} ms",
+    ]
+    if "node_end_to_end" in r:
+        e = r["node_end_to_end"]
+        lines += [
+            f"node end-to-end          median {e['median_ms']:.1f} ms  p90 {e['p90_ms']:.1f} ms"
+            f"  ({r['node_latency_over_forward']:.3f} x forward)",
+            f"node peak RSS            {e['node_peak_rss_mb']:.0f} MB",
+        ]
+    return "\n".join(lines)

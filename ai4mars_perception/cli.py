@@ -1,0 +1,117 @@
+"""``ai4mars-perception``: segment files, benchmark, and rosbag tools — no ROS graph needed except for ``bag play``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ai4mars_perception.runtime_env import default_model_path
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one sentence, exit status 2."""
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="ONNX model (default: the shipped models/ai4mars_unet_r18.onnx)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def _segmenter(args: argparse.Namespace):
+    from ai4mars_perception.segmenter import ModelLoadError, Segmenter
+
+    try:
+        seg = Segmenter(args.model or default_model_path(), args.device)
+    except ModelLoadError as e:
+        raise CliError(str(e)) from None
+    if getattr(args, "rover_mask", None):
+        import cv2
+
+        rover = cv2.imread(args.rover_mask, cv2.IMREAD_GRAYSCALE)
+        if rover is None:
+            raise CliError(f"rover mask {args.rover_mask} is not a readable image")
+        seg.set_rover_mask(rover)
+    return seg
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from ai4mars_perception.segment_files import segment_files
+
+    failures = segment_files(_segmenter(args), args.inputs, Path(args.out), args.alpha)
+    for path, reason in failures:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    print(f"wrote masks and overlays to {args.out}; {len(failures)} file(s) failed")
+    return 1 if failures else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ai4mars_perception.benchmark import format_report, run_benchmark
+    from ai4mars_perception.image_codec import ImageDecodeError, read_image_file
+
+    if args.image:
+        try:
+            frame = read_image_file(args.image)
+        except ImageDecodeError as e:
+            raise CliError(str(e)) from None
+    else:
+        frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
+    model = args.model or str(default_model_path())
+    _segmenter(args)  # fail early with a clear message
+    report = run_benchmark(
+        model, frame, args.repeats, args.device, not args.no_node, Path(args.json) if args.json else None
+    )
+    print(format_report(report))
+    return 0
+
+
+def cmd_bag(args: argparse.Namespace) -> int:
+    from ai4mars_perception import bag_tools
+
+    return bag_tools.run(args, _segmenter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai4mars-perception", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("segment", help="segment image files or folders into mask and overlay PNGs")
+    _model_arg(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    p.add_argument("--rover-mask", help="rover mask image (non-zero = rover), reported as unknown")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("bench", help="forward time, core pipeline time and end-to-end node latency")
+    _model_arg(p)
+    p.add_argument("--image", help="frame to use (default: random 1024x1024 mono8)")
+    p.add_argument("--size", type=int, default=1024, help="side of the random frame")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--no-node", action="store_true", help="skip the end-to-end node measurement")
+    p.add_argument("--json", help="also write the report as JSON")
+    p.set_defaults(func=cmd_bench)
+
+    from ai4mars_perception.bag_tools import add_parser as add_bag_parser
+
+    add_bag_parser(sub, _model_arg)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as e:
+        print(f"ai4mars-perception: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ai4mars-perception: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Colour overlays of class masks, for RViz and contact sheets."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ai4mars_perception.classes import color_lut
+
+
+def colorize(mask: np.ndarray, colors: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """Map a class-id mask to an RGB image (unknown = black)."""
+    return color_lut(colors)[mask]
+
+
+def overlay(
+    gray: np.ndarray,
+    mask: np.ndarray,
+    alpha: float = 0.5,
+    colors: list[tuple[int, int, int]] | None = None,
+    ignore_value: int = 255,
+) -> np.ndarray:
+    """Blend class colours over a gray frame: ``rgb = (1 - alpha) * frame + alpha * colour``.
+
+    Pixels whose class is ``ignore_value`` keep the frame unchanged.
+    """
+    if gray.shape[:2] != mask.shape:
+        raise ValueError(f"frame {gray.shape[:2]} and mask {mask.shape} differ in size")
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB) if gray.ndim == 2 else gray
+    blended = cv2.addWeighted(base, 1.0 - alpha, colorize(mask, colors), alpha, 0.0)
+    unknown = mask == ignore_value
+    if unknown.any():
+        blended[unknown] = base[unknown]
+    return blended

@@ -1,0 +1,70 @@
+"""Start the node as a separate process with a loopback-only DDS environment (bench, demo, tests)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ai4mars_perception.runtime_env import PROFILE_FILE, config_path
+
+
+def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for ROS processes: loopback discovery, own domain id, large-SHM Fast DDS profile."""
+    env = dict(os.environ if base is None else base)
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["ROS_DOMAIN_ID"] = str(
+        domain_id if domain_id is not None else env.get("ROS_DOMAIN_ID") or random.randint(1, 100)
+    )
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(PROFILE_FILE)))
+    env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def node_command() -> list[str]:
+    """The installed console script, or ``python -m`` when it is not on PATH."""
+    exe = Path(sys.executable).parent / "terrain_segmentation"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("terrain_segmentation")
+    return [found] if found else [sys.executable, "-m", "ai4mars_perception.node"]
+
+
+def start_node(
+    params: dict[str, object],
+    remaps: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    log_path: str | os.PathLike | None = None,
+) -> subprocess.Popen:
+    """Start ``terrain_segmentation`` with ``-p name:=value`` parameters and ``-r from:=to`` remappings."""
+    cmd = [*node_command(), "--ros-args"]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
+    for k, v in (remaps or {}).items():
+        cmd += ["-r", f"{k}:={v}"]
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(cmd, env=env or ros_env(), stdout=out, stderr=subprocess.STDOUT)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a live process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGINT, then SIGKILL if it does not exit in time; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

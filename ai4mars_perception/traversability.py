@@ -1,0 +1,138 @@
+"""Per-frame traversability summary of a class mask: class fractions, cost and a go/caution/stop verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from ai4mars_perception.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TERRAIN_CLASSES
+
+
+class Verdict(IntEnum):
+    """What a planner should do with the terrain ahead."""
+
+    GO = 0
+    CAUTION = 1
+    STOP = 2
+
+
+@dataclass
+class TraversabilityConfig:
+    """Thresholds, as fractions of the *known* (labelled) pixels of a region."""
+
+    go_min_traversable: float = 0.8
+    stop_below_traversable: float = 0.5
+    stop_above_big_rock: float = 0.1
+    min_known_fraction: float = 0.3
+    near_field_fraction: float = 0.5
+    sectors: int = 3
+
+    def validate(self) -> None:
+        """Raise ValueError when thresholds are out of range or inconsistent."""
+        for name in ("go_min_traversable", "stop_below_traversable", "stop_above_big_rock", "min_known_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1]")
+        if self.stop_below_traversable > self.go_min_traversable:
+            raise ValueError("stop_below_traversable must not exceed go_min_traversable")
+        if not 0.0 < self.near_field_fraction <= 1.0:
+            raise ValueError("near_field_fraction must lie in (0, 1]")
+        if not 1 <= self.sectors <= 16:
+            raise ValueError("sectors must be between 1 and 16")
+
+
+@dataclass
+class RegionSummary:
+    """Summary of one image region."""
+
+    name: str
+    class_fractions: dict[str, float]
+    unknown_fraction: float
+    traversable_fraction: float
+    mean_cost: float
+    verdict: Verdict
+    pixels: int = 0
+
+
+@dataclass
+class FrameSummary:
+    """Summary of a whole frame and of the near-field sectors (left to right)."""
+
+    frame: RegionSummary
+    sectors: list[RegionSummary] = field(default_factory=list)
+
+    @property
+    def regions(self) -> list[RegionSummary]:
+        """The frame first, then the sectors."""
+        return [self.frame, *self.sectors]
+
+
+_COSTS = np.array([c.cost for c in TERRAIN_CLASSES], np.float64)
+_TRAVERSABLE = np.array([c.traversable for c in TERRAIN_CLASSES])
+
+
+def sector_names(n: int) -> list[str]:
+    """Names of ``n`` near-field sectors, left to right."""
+    return ["left", "centre", "right"] if n == 3 else [f"sector_{i}" for i in range(n)]
+
+
+def summarize_region(name: str, mask: np.ndarray, config: TraversabilityConfig) -> RegionSummary:
+    """Class fractions (of all pixels), traversable fraction and mean cost (of known pixels), verdict."""
+    counts = np.bincount(mask.ravel(), minlength=256).astype(np.float64)
+    total = float(mask.size)
+    known_counts = counts[:NUM_CLASSES]
+    known = known_counts.sum()
+    fractions = {n: float(c / total) if total else 0.0 for n, c in zip(CLASS_NAMES, known_counts)}
+    unknown = 1.0 - known / total if total else 1.0
+    if known > 0:
+        traversable = float(known_counts[_TRAVERSABLE].sum() / known)
+        mean_cost = float((known_counts * _COSTS).sum() / known)
+        big_rock = float(known_counts[3] / known)
+    else:
+        traversable, mean_cost, big_rock = 0.0, float("nan"), 0.0
+    if known == 0 or traversable < config.stop_below_traversable or big_rock > config.stop_above_big_rock:
+        verdict = Verdict.STOP
+    elif traversable < config.go_min_traversable or (1.0 - unknown) < config.min_known_fraction:
+        verdict = Verdict.CAUTION
+    else:
+        verdict = Verdict.GO
+    return RegionSummary(name, fractions, float(unknown), traversable, mean_cost, verdict, int(total))
+
+
+def summarize(mask: np.ndarray, config: TraversabilityConfig | None = None) -> FrameSummary:
+    """Summarise the whole frame and the near field (bottom rows) split into vertical sectors."""
+    config = config or TraversabilityConfig()
+    h, w = mask.shape
+    near = mask[h - max(1, round(h * config.near_field_fraction)) :]
+    edges = np.linspace(0, w, config.sectors + 1).round().astype(int)
+    sectors = [
+        summarize_region(name, near[:, a:b], config)
+        for name, a, b in zip(sector_names(config.sectors), edges[:-1], edges[1:])
+    ]
+    return FrameSummary(summarize_region("frame", mask, config), sectors)
+
+
+def mask_is_valid(mask: np.ndarray) -> bool:
+    """True when every value is a class id or the unknown value."""
+    return bool(np.isin(np.unique(mask), [*range(NUM_CLASSES), IGNORE_INDEX]).all())
+
+
+#: Field layout of the traversability table (one row per region); see traversability_msg for the message.
+TABLE_FIELDS = ("region", "verdict", *CLASS_NAMES, "unknown", "traversable", "mean_cost")
+TABLE_DTYPE = np.dtype([(n, "<u4" if n in ("region", "verdict") else "<f4") for n in TABLE_FIELDS])
+
+
+def summary_to_array(summary: FrameSummary) -> np.ndarray:
+    """One structured row per region: frame first (region 0), then sectors 1..N left to right."""
+    rows = np.zeros(len(summary.regions), TABLE_DTYPE)
+    for i, r in enumerate(summary.regions):
+        rows[i] = (
+            i,
+            int(r.verdict),
+            *r.class_fractions.values(),
+            r.unknown_fraction,
+            r.traversable_fraction,
+            r.mean_cost,
+        )
+    return rows

@@ -1,0 +1,34 @@
+"""ai4mars_perception: ament_python package (colcon) that also installs into a plain venv with pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "ai4mars_perception"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="AI4Mars terrain segmentation node for ROS 2 (U-Net ResNet-18, ONNX Runtime)",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/models", glob("models/*.onnx")),
+    ],
+    python_requires=">=3.10",
+    # ROS client libraries come from the ROS install or requirements/ros.txt, never from here.
+    install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.17", "rosbags>=0.10", "tqdm", "pyyaml"],
+    extras_require={"gpu": ["onnxruntime-gpu>=1.17"]},
+    zip_safe=True,
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "terrain_segmentation = ai4mars_perception.node:main",
+            "ai4mars-perception = ai4mars_perception.cli:main",
+        ],
+    },
+)
