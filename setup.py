@@ -24,7 +24,6 @@ setup(
     extras_require={"gpu": ["onnxruntime-gpu>=1.17"]},
     zip_safe=True,
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "terrain_segmentation = ai4mars_perception.node:main",

@@ -53,7 +53,7 @@ def decode_raw(
     rows = np.frombuffer(data, np.uint8, count=step * height).reshape(height, step)[:, :row_bytes]
     if depth == 2:
         dtype = np.dtype(">u2" if is_bigendian else "<u2")
-        rows = np.ascontiguousarray(rows).view(dtype)
+        rows = np.ascontiguousarray(rows).view(dtype).astype(np.uint16, copy=False)  # native byte order
     return rows.reshape(height, width) if channels == 1 else rows.reshape(height, width, channels)
 
 
@@ -80,7 +80,7 @@ def to_gray8(image: np.ndarray, encoding: str = "rgb8") -> np.ndarray:
     ``encoding`` names the channel order of a 3/4-channel array (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``).
     16-bit frames are scaled by 1/256, as cv_bridge does for mono16 → mono8.
     """
-    if image.dtype == np.uint16:
+    if image.dtype.itemsize == 2:
         image = (image >> 8).astype(np.uint8)
     if image.ndim == 2:
         return image

@@ -98,7 +98,7 @@ class _Stats:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.received = self.processed = self.dropped = self.errors = 0
+        self.received = self.processed = self.dropped = self.errors = self.overlays = 0
         self.last_error = ""
         self.last_input = 0.0
         self.arrivals: deque[float] = deque(maxlen=200)
@@ -244,6 +244,8 @@ class TerrainSegmentationNode(Node):
         if self.overlay_pub.get_subscription_count() > 0:
             rgb = overlay(gray, mask, self.overlay_alpha, self.segmenter.metadata.class_colors)
             self.overlay_pub.publish(array_to_image(rgb, "rgb8", msg.header))
+            with self.stats.lock:
+                self.stats.overlays += 1
         self.summary_pub.publish(summary_to_msg(summarize(mask, self.traversability), msg.header))
         done = time.monotonic()
         with self.stats.lock:
@@ -265,6 +267,7 @@ class TerrainSegmentationNode(Node):
                 "frames_received": str(s.received),
                 "frames_processed": str(s.processed),
                 "frames_dropped": str(s.dropped),
+                "overlays_published": str(s.overlays),
                 "errors": str(s.errors),
                 "last_error": s.last_error,
                 "inference_ms": f"{mean(s.inference):.1f}",

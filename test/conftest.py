@@ -1,0 +1,43 @@
+"""Shared fixtures: loopback DDS environment, tiny models, real Navcam frames."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+# Every test process: DDS stays on loopback, in a domain of its own.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 80))
+
+from ai4mars_perception.runtime_env import prepare_ros_environment  # noqa: E402
+
+prepare_ros_environment()
+
+from tiny_model import brightness_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+SAMPLES = REPO / "samples" / "navcam"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return brightness_model(tmp_path_factory.mktemp("models") / "brightness.onnx")
+
+
+@pytest.fixture(scope="session")
+def null_model(tmp_path_factory) -> Path:
+    return brightness_model(tmp_path_factory.mktemp("models") / "brightness_null.onnx", null_class=True)
+
+
+@pytest.fixture(scope="session")
+def navcam_frames() -> list[Path]:
+    """Real 1024x1024 Navcam EDR frames: the bundled samples (always present in the repo)."""
+    frames = sorted(SAMPLES.glob("*.JPG"))
+    assert frames, f"bundled sample frames missing in {SAMPLES}"
+    return frames

@@ -1,0 +1,328 @@
+"""The node in its own process (console script), a publisher/subscriber here, real Fast DDS on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from ros_harness import Harness, NodeProcess, qos
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from tiny_model import brightness_model, expected_class
+
+from ai4mars_perception.image_codec import read_image_file
+from ai4mars_perception.processes import node_command, ros_env
+from ai4mars_perception.ros_image import array_to_image
+from ai4mars_perception.segmenter import Segmenter
+from ai4mars_perception.traversability import TABLE_FIELDS
+from ai4mars_perception.traversability_msg import table_to_array
+
+NS = "/terrain_segmentation"
+MAX_PIXELS = 1100 * 1100
+
+
+@pytest.fixture(scope="module")
+def harness():
+    h = Harness("test_node_client")
+    yield h
+    h.close()
+
+
+@pytest.fixture(scope="module")
+def raw_node(tmp_path_factory, tiny_model):
+    tmp = tmp_path_factory.mktemp("raw_node")
+    p = NodeProcess(tmp, {"model_path": tiny_model, "max_pixels": MAX_PIXELS, "device": "cpu"}, {"image": "/cam/image"})
+    yield p
+    code = p.stop()
+    assert code == 0, p.output()
+
+
+class Topics:
+    """Publishers and collectors for one node under test."""
+
+    def __init__(self, h: Harness, image_topic: str, msg_type=Image, reliable: bool = True):
+        self.h = h
+        self.pub = h.node.create_publisher(msg_type, image_topic, qos(reliable, 1))
+        self.masks = h.collect(Image, f"{NS}/mask")
+        self.summaries = h.collect(PointCloud2, f"{NS}/traversability")
+        self.diags = h.collect(DiagnosticArray, "/diagnostics")
+
+    def wait_connected(self):
+        assert self.h.spin_until(
+            lambda: self.pub.get_subscription_count() > 0 and self.h.node.count_publishers(f"{NS}/mask") > 0, 30
+        ), "node did not come up"
+        time.sleep(0.5)
+
+    def send(self, msg, stamp_sec: int):
+        msg.header.stamp.sec = stamp_sec
+        msg.header.frame_id = "navcam_left"
+        self.pub.publish(msg)
+
+    def answer_for(self, stamp_sec: int, timeout: float = 20.0):
+        ok = self.h.spin_until(lambda: any(m.header.stamp.sec == stamp_sec for m in self.masks), timeout)
+        return next(m for m in self.masks if m.header.stamp.sec == stamp_sec) if ok else None
+
+    def diag_values(self) -> dict[str, str]:
+        n = len(self.diags)
+        assert self.h.spin_until(lambda: len(self.diags) > n, 5), "no diagnostics"
+        return {kv.key: kv.value for kv in self.diags[-1].status[0].values}
+
+
+@pytest.fixture(scope="module")
+def topics(harness, raw_node):
+    t = Topics(harness, "/cam/image")
+    t.wait_connected()
+    return t
+
+
+def mask_array(msg: Image) -> np.ndarray:
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : msg.width]
+
+
+def test_real_navcam_frame_answered_with_same_size_and_header(topics, navcam_frames, tiny_model):
+    frame = read_image_file(navcam_frames[0])
+    assert frame.shape == (1024, 1024)
+    topics.send(array_to_image(frame, "mono8"), 1001)
+    mask = topics.answer_for(1001)
+    assert mask is not None, "no mask for a 1024x1024 Navcam frame"
+    assert (mask.width, mask.height, mask.encoding) == (1024, 1024, "mono8")
+    assert mask.header.frame_id == "navcam_left"
+    values = mask_array(mask)
+    assert set(np.unique(values)) <= {0, 1, 2, 3, 255}
+    assert np.array_equal(values, Segmenter(tiny_model, "cpu").segment(frame))
+    # the traversability table carries the same header and valid fractions
+    assert topics.h.spin_until(lambda: any(s.header.stamp.sec == 1001 for s in topics.summaries), 5)
+    table = table_to_array(next(s for s in topics.summaries if s.header.stamp.sec == 1001))
+    assert len(table) == 4 and table.dtype.names == TABLE_FIELDS
+    fractions = sum(table[0][n] for n in ("soil", "bedrock", "sand", "big_rock", "unknown"))
+    assert fractions == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "rgb8", "bgr8", "rgba8", "bgra8"])
+def test_every_encoding_with_padding(topics, encoding):
+    gray = np.zeros((64, 80), np.uint8)
+    gray[:, 40:] = 224  # left soil, right big rock in the brightness model
+    if encoding == "mono16":
+        arr = (gray.astype(">u2") * 257).view(np.uint8).reshape(64, 160)
+    else:
+        ch = 4 if encoding.endswith("a8") else 3
+        arr = np.repeat(gray[..., None], ch, axis=2).reshape(64, -1)
+    padded = np.concatenate([arr, np.full((64, 6), 77, np.uint8)], axis=1)
+    msg = Image(height=64, width=80, encoding=encoding, step=padded.shape[1], is_bigendian=int(encoding == "mono16"))
+    msg.data = padded.tobytes()
+    stamp = 2000 + ["mono16", "rgb8", "bgr8", "rgba8", "bgra8"].index(encoding)
+    topics.send(msg, stamp)
+    mask = topics.answer_for(stamp)
+    assert mask is not None and (mask.width, mask.height) == (80, 64)
+    values = mask_array(mask)
+    assert (values[:, :36] == 0).all() and (values[:, 44:] == 3).all()
+
+
+def _bad(**kw) -> Image:
+    msg = Image(height=32, width=32, encoding="mono8", step=32)
+    msg.data = bytes(32 * 32)
+    for k, v in kw.items():
+        setattr(msg, k, v)
+    return msg
+
+
+BAD_FRAMES = {
+    "unknown encoding": lambda: _bad(encoding="yuv422"),
+    "short data": lambda: _bad(data=bytes(100)),
+    "step too small": lambda: _bad(step=16),
+    "zero size": lambda: _bad(height=0, width=0, step=0, data=b""),
+    "over-sized": lambda: _bad(height=1200, width=1200, step=1200, data=bytes(1200 * 1200)),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FRAMES))
+def test_bad_frame_is_counted_and_next_good_frame_answered(topics, case):
+    before = int(topics.diag_values()["errors"])
+    stamp = 3000 + list(BAD_FRAMES).index(case)
+    topics.send(BAD_FRAMES[case](), stamp)
+    time.sleep(0.5)
+    topics.send(array_to_image(np.full((48, 48), 96, np.uint8), "mono8"), stamp + 100)
+    good = topics.answer_for(stamp + 100)
+    assert good is not None, f"good frame after '{case}' not answered"
+    assert (mask_array(good) == 1).all()
+    assert topics.answer_for(stamp, timeout=0.1) is None
+    values = topics.diag_values()
+    assert int(values["errors"]) == before + 1
+    assert values["last_error"].startswith("bad frame")
+
+
+def test_overlay_only_while_subscribed(topics, harness):
+    frame = array_to_image(np.full((40, 40), 160, np.uint8), "mono8")
+    topics.send(frame, 4000)
+    assert topics.answer_for(4000) is not None
+    before = int(topics.diag_values()["overlays_published"])
+    topics.send(frame, 4001)
+    assert topics.answer_for(4001) is not None
+    assert int(topics.diag_values()["overlays_published"]) == before  # nobody listens: none made
+    overlays = harness.collect(Image, f"{NS}/overlay")
+    assert harness.spin_until(lambda: harness.node.count_subscribers(f"{NS}/overlay") > 0, 5)
+    time.sleep(0.5)
+    topics.send(frame, 4002)
+    assert harness.spin_until(lambda: any(o.header.stamp.sec == 4002 for o in overlays), 10)
+    o = next(o for o in overlays if o.header.stamp.sec == 4002)
+    assert (o.encoding, o.width, o.height) == ("rgb8", 40, 40)
+    rgb = np.frombuffer(bytes(o.data), np.uint8).reshape(40, 40, 3)
+    assert (rgb[0, 0] != 160).any()  # coloured, not the bare frame
+    harness.node.destroy_subscription(overlays.subscription)
+
+
+def test_diagnostics_content(topics):
+    values = topics.diag_values()
+    status = topics.diags[-1].status[0]
+    assert status.name.startswith("terrain_segmentation")
+    for key in ("input_rate_hz", "processed_rate_hz", "frames_dropped", "inference_ms", "latency_ms", "errors"):
+        assert key in values
+    assert int(values["frames_processed"]) >= 1 and values["provider"] == "CPUExecutionProvider"
+
+
+def _set_param(h: Harness, name: str, value: float) -> bool:
+    client = h.node.create_client(SetParameters, f"{NS}/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    req = SetParameters.Request(
+        parameters=[
+            ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
+        ]
+    )
+    future = client.call_async(req)
+    assert h.spin_until(future.done, 10)
+    h.node.destroy_client(client)
+    return future.result().results[0].successful
+
+
+def test_dynamic_parameters_validated(topics, harness):
+    assert not _set_param(harness, "go_min_traversable", 1.7)
+    assert not _set_param(harness, "stop_below_traversable", 0.95)  # above go_min_traversable (0.8)
+    assert not _set_param(harness, "overlay_alpha", -0.1)
+    assert _set_param(harness, "stop_above_big_rock", 0.99)
+    frame = np.zeros((60, 60), np.uint8)
+    frame[:, :] = 32
+    frame[30:, 40:] = 224  # big rock fills the near-right sector (bottom 30 rows, right 20 columns)
+    topics.send(array_to_image(frame, "mono8"), 5000)
+    assert topics.answer_for(5000) is not None
+    assert topics.h.spin_until(lambda: any(s.header.stamp.sec == 5000 for s in topics.summaries), 5)
+    table = table_to_array(next(s for s in topics.summaries if s.header.stamp.sec == 5000))
+    assert table["verdict"][3] == 2  # right sector: traversable 0 -> stop
+    assert table["verdict"][1] == 0  # left sector: all soil -> go
+    assert _set_param(harness, "stop_above_big_rock", 0.1)
+
+
+@pytest.mark.parametrize("reliable", [False, True], ids=["best_effort", "reliable"])
+def test_full_resolution_from_both_publisher_qos(harness, raw_node, navcam_frames, reliable):
+    t = Topics(harness, "/cam/image", reliable=reliable)
+    t.wait_connected()
+    frame = read_image_file(navcam_frames[1])
+    for i in range(3):
+        t.send(array_to_image(frame, "mono8"), 6000 + 10 * reliable + i)
+        assert t.answer_for(6000 + 10 * reliable + i) is not None, f"1 MiB frame {i} lost"
+    harness.node.destroy_publisher(t.pub)
+
+
+def test_latest_frame_only(tmp_path, harness):
+    slow = brightness_model(tmp_path / "slow.onnx", size=256, slow_layers=8, slow_channels=48)
+    seg = Segmenter(slow, "cpu")
+    x = seg.preprocess(np.zeros((256, 256), np.uint8))
+    seg.logits(x)
+    t0 = time.perf_counter()
+    seg.logits(x)
+    forward = time.perf_counter() - t0
+    del seg
+    node = NodeProcess(tmp_path, {"model_path": slow, "device": "cpu"}, {"image": "/slow/image"}, "slow")
+    try:
+        t = Topics(harness, "/slow/image")
+        t.wait_connected()
+        frame = array_to_image(np.full((256, 256), 96, np.uint8), "mono8")
+        t.send(frame, 7000)
+        assert t.answer_for(7000, 30) is not None
+        start = time.perf_counter()
+        for i in range(1, 31):  # a burst far faster than the model runs
+            t.send(frame, 7000 + i)
+            time.sleep(0.005)
+        span = time.perf_counter() - start
+        assert t.answer_for(7030, 30) is not None, "the newest frame was not processed"
+        time.sleep(1.0)
+        answered = {m.header.stamp.sec for m in t.masks if 7001 <= m.header.stamp.sec <= 7030}
+        # latest-only: at most one frame per forward pass during the burst, plus the last one
+        bound = span / forward + 2
+        assert len(answered) <= bound, f"a queue built up: {len(answered)} of 30 processed, bound {bound:.1f}"
+        values = t.diag_values()
+        assert int(values["frames_dropped"]) >= 30 - len(answered) - 1
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+def test_compressed_transport_and_corrupt_data(tmp_path, harness, tiny_model, navcam_frames):
+    node = NodeProcess(
+        tmp_path, {"model_path": tiny_model, "transport": "compressed"}, {"image/compressed": "/cc/image/compressed"}
+    )
+    try:
+        t = Topics(harness, "/cc/image/compressed", CompressedImage)
+        t.wait_connected()
+        jpeg = navcam_frames[2].read_bytes()
+        t.send(CompressedImage(format="jpeg", data=jpeg), 8000)
+        mask = t.answer_for(8000, 30)
+        assert mask is not None and (mask.width, mask.height) == (1024, 1024)
+        t.send(CompressedImage(format="jpeg", data=jpeg[:5000] + b"\x00" * 10), 8001)
+        t.send(CompressedImage(format="png", data=b"\x89PNG not really"), 8002)
+        time.sleep(0.5)
+        ok, png = cv2.imencode(".png", np.full((30, 30), 224, np.uint8))
+        t.send(CompressedImage(format="png", data=png.tobytes()), 8003)
+        good = t.answer_for(8003)
+        assert good is not None and (mask_array(good) == 3).all()
+        values = t.diag_values()
+        assert int(values["errors"]) >= 1 and "bad frame" in values["last_error"]
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+def test_missing_or_invalid_model_exits_nonzero(tmp_path):
+    for model in (tmp_path / "nope.onnx", tmp_path / "junk.onnx"):
+        if model.name == "junk.onnx":
+            model.write_bytes(b"junk")
+        r = subprocess.run(
+            [*node_command(), "--ros-args", "-p", f"model_path:={model}"],
+            env=ros_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 2
+        assert "cannot start" in r.stderr and str(model) in r.stderr
+
+
+def test_module_entry_point_and_null_class(tmp_path, harness, null_model):
+    """``python -m ai4mars_perception.node`` works too; a model's null class comes out as 255."""
+    import sys
+
+    from ai4mars_perception import processes
+
+    env = ros_env()
+    log = open(tmp_path / "m.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ai4mars_perception.node", "--ros-args", "-p", f"model_path:={null_model}",
+         "-r", "image:=/nm/image", "-r", "__node:=terrain_segmentation"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        t = Topics(harness, "/nm/image")
+        t.wait_connected()
+        frame = np.full((32, 32), 250, np.uint8)
+        frame[:16] = 32
+        t.send(array_to_image(frame, "mono8"), 9000)
+        m = t.answer_for(9000)
+        assert m is not None
+        values = mask_array(m)
+        assert (values[:14] == 0).all() and (values[18:] == 255).all()
+        assert np.array_equal(values, np.where(expected_class(frame, True) == 255, 255, expected_class(frame, True)))
+    finally:
+        assert processes.stop(proc) == 0
