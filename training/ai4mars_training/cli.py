@@ -1,0 +1,147 @@
+"""``ai4mars-train``: fit, lr-find, evaluate and export the AI4Mars U-Net ResNet-18."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ai4mars_training.errors import TrainingError
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="AI4Mars root (with msl/images/edr and msl/labels)")
+    p.add_argument("--valid-pct", type=float, default=0.1, help="validation fraction of the training labels")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--ignore-rover", action="store_true", help="treat rover pixels (MXY masks) as no label")
+    p.add_argument("--ignore-range", action="store_true", help="treat pixels beyond 30 m (RNG masks) as no label")
+
+
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    _data_args(p)
+    p.add_argument("--out", default="runs/latest", help="run folder (checkpoints, logs, learner.pkl, run.json)")
+    p.add_argument("--size", type=int, default=256, help="training image size (square)")
+    p.add_argument("--bs", type=int, default=8, help="batch size (per process)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (see lr-find)")
+    p.add_argument("--freeze-epochs", type=int, default=1, help="epochs with a frozen encoder first (pretrained only)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=True,
+                   help="ImageNet encoder weights via fastai/torchvision (needs internet), the default")  # fmt: skip
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train from scratch")
+    p.add_argument("--pretrained-weights", help="local torchvision resnet18 ImageNet state dict (.pth)")
+    p.add_argument("--null-class", action="store_true", help="reference notebook set-up: label 255 as a 5th class")
+    p.add_argument("--loss", choices=("ce", "focal"), default="ce")
+    p.add_argument("--focal-gamma", type=float, default=2.0)
+    p.add_argument("--class-weights", default="auto", help="auto (median frequency), none, or w0,w1,w2,w3")
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="no mixed precision on GPU")
+    p.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/models/last.pth")
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N labelled pairs (smoke tests)")
+
+
+def _fit_config(a: argparse.Namespace):
+    from ai4mars_training.train import FitConfig
+
+    return FitConfig(
+        data=a.data, out=a.out, size=a.size, batch_size=a.bs, epochs=a.epochs, lr=a.lr, freeze_epochs=a.freeze_epochs,
+        valid_pct=a.valid_pct, seed=a.seed, pretrained=a.pretrained, pretrained_weights=a.pretrained_weights,
+        null_class=a.null_class, ignore_rover=a.ignore_rover, ignore_range=a.ignore_range, loss=a.loss,
+        focal_gamma=a.focal_gamma, class_weights=a.class_weights, augment=a.augment, fp16=a.fp16,
+        patience=a.patience, resume=a.resume, num_workers=a.workers, limit=a.limit,
+    )  # fmt: skip
+
+
+def cmd_fit(a: argparse.Namespace) -> int:
+    from ai4mars_training.train import fit
+
+    run = fit(_fit_config(a))
+    if run:
+        best = run["best_epoch"]
+        print(f"best epoch {int(best.get('epoch', -1))}: mIoU {best.get('miou', float('nan')):.4f}; "
+              f"wrote {a.out}/learner.pkl, {a.out}/run.json, {a.out}/history.csv")  # fmt: skip
+    return 0
+
+
+def cmd_lr_find(a: argparse.Namespace) -> int:
+    from ai4mars_training.train import lr_find
+
+    plot = Path(a.out) / "lr_find.png"
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    print(f"suggested learning rate {lr_find(_fit_config(a), plot):.2e}; plot in {plot}")
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from ai4mars_training.evaluate import evaluate
+
+    r = evaluate(Path(a.model), Path(a.data), Path(a.out), a.labels, a.split, a.valid_pct, a.seed, a.worst,
+                 a.device, a.ignore_rover, a.ignore_range, a.flip_tta, a.limit)  # fmt: skip
+    ious = "  ".join(f"{k} {'-' if v is None else f'{v:.3f}'}" for k, v in r["iou"].items())
+    print(f"{r['images']} images: mIoU {r['miou']:.4f}, pixel accuracy {r['pixel_accuracy']:.4f}\nIoU: {ious}")
+    print(f"wrote {a.out}/metrics.json, confusion.png, worst.png")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from ai4mars_training.export import export
+
+    if bool(a.run) == bool(a.learner):
+        raise TrainingError("give exactly one of --run RUN_DIR or --learner FILE.pkl")
+    learner = Path(a.run) / "learner.pkl" if a.run else Path(a.learner)
+    if a.learner:
+        print(f"loading {learner}: unpickling runs code from the file; only load learners you trust", file=sys.stderr)
+    run_json = Path(a.run) / "run.json" if a.run else None
+    r = export(learner, Path(a.out), a.size, a.model_version, run_json, Path(a.frames) if a.frames else None)
+    print(json.dumps(r, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai4mars-train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("fit", help="train unet_learner(dls, resnet18)")
+    _fit_args(p)
+    p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("lr-find", help="fastai learning-rate finder (plot + suggestion)")
+    _fit_args(p)
+    p.set_defaults(func=cmd_lr_find)
+    p = sub.add_parser("evaluate", help="IoU per class, mIoU, accuracy, confusion matrix, worst images")
+    _data_args(p)
+    p.add_argument("--model", required=True, help="exported model.onnx, or a learner .pkl")
+    p.add_argument("--out", required=True)
+    p.add_argument("--labels", default="train", help="train, gold, or a folder under msl/labels")
+    p.add_argument("--split", choices=("valid", "train", "all"), default="valid")
+    p.add_argument("--worst", type=int, default=8, help="images in the worst-images contact sheet")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--flip-tta", action="store_true", help="average with horizontally flipped frames")
+    p.add_argument("--limit", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("export", help="learner.pkl + ONNX with the node's metadata, parity-checked")
+    p.add_argument("--run", help="run folder written by fit")
+    p.add_argument("--learner", help="any fastai segmentation learner .pkl (e.g. the reference notebook's)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, help="ONNX input size (default: the training size, else 256)")
+    p.add_argument("--model-version")
+    p.add_argument("--frames", help="folder of frames for the parity check (default: random frames)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingError as e:
+        print(f"ai4mars-train: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ai4mars-train: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

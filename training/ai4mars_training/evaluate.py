@@ -1,0 +1,143 @@
+"""``ai4mars-train evaluate``: metrics of a model on a labelled folder, through the node's inference core."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ai4mars_perception.classes import CLASS_NAMES
+from ai4mars_perception.contact_sheet import contact_sheet, legend, save_rgb
+from ai4mars_perception.image_codec import read_image_file
+from ai4mars_perception.overlay import colorize
+from ai4mars_perception.segmenter import ModelLoadError, Segmenter
+from ai4mars_training.dataset import read_label, scan, split
+from ai4mars_training.errors import TrainingError
+from ai4mars_training.metrics import confusion, iou_per_class, summarize
+
+
+def open_model(
+    model: Path, device: str = "auto", flip_tta: bool = False
+) -> tuple[Segmenter, tempfile.TemporaryDirectory | None]:
+    """An ONNX file directly; a learner .pkl is exported to a temporary ONNX first (same core either way)."""
+    tmp = None
+    if model.suffix == ".pkl":
+        from ai4mars_perception.model_metadata import ModelMetadata
+        from ai4mars_training.export import export_onnx, learner_classes, load_learner_file
+
+        learn = load_learner_file(model)
+        _, null = learner_classes(learn)
+        tmp = tempfile.TemporaryDirectory()
+        onnx_path = Path(tmp.name) / "model.onnx"
+        size = int(learn.dls.after_item.size[0]) if hasattr(learn.dls.after_item, "size") else 256
+        export_onnx(
+            learn.model,
+            onnx_path,
+            size,
+            ModelMetadata(model_version=f"learner:{model.name}", null_class=4 if null else None),
+        )
+        model = onnx_path
+    try:
+        return Segmenter(model, device, flip_tta=flip_tta), tmp
+    except ModelLoadError as e:
+        raise TrainingError(str(e)) from None
+
+
+def plot_confusion(cm: np.ndarray, names: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix with counts, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [*names, "unknown"] if cm.shape[1] > cm.shape[0] else names
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n{cm[i, j]:,}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evaluate(
+    model: Path,
+    data: Path,
+    out: Path,
+    labels: str = "train",
+    split_name: str = "valid",
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    worst: int = 8,
+    device: str = "auto",
+    ignore_rover: bool = False,
+    ignore_range: bool = False,
+    flip_tta: bool = False,
+    limit: int = 0,
+) -> dict:
+    """Per-class IoU, mIoU (4 classes, 255 ignored), pixel accuracy, confusion matrix (JSON + PNG), worst images."""
+    seg, tmp = open_model(model, device, flip_tta)
+    found = scan(data, labels)
+    samples = found.samples
+    if split_name == "valid":
+        samples = split(samples, valid_pct, seed)[1]
+    elif split_name == "train":
+        samples = split(samples, valid_pct, seed)[0]
+    if limit:
+        samples = samples[:limit]
+    out.mkdir(parents=True, exist_ok=True)
+    total = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES) + 1), np.int64)
+    per_image = []
+    for s in tqdm(samples, desc="evaluate", unit="img"):
+        gray = read_image_file(s.image)
+        target = read_label(s, False, ignore_rover, ignore_range)
+        pred = seg.segment(gray)
+        if pred.shape != target.shape:
+            pred = cv2.resize(pred, target.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        cm = confusion(target, pred)
+        total += cm
+        labelled = cm.sum()
+        if labelled:
+            ious = iou_per_class(cm)
+            per_image.append((float(np.nanmean(ious)), float(np.trace(cm[:, :4]) / labelled), s))
+    result = summarize(total, list(CLASS_NAMES))
+    result.update({
+        "model": str(model), "model_version": seg.metadata.model_version, "data": str(data), "labels": labels,
+        "split": split_name, "images": len(samples), "scan": found.summary(), "flip_tta": flip_tta,
+    })  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    plot_confusion(total, list(CLASS_NAMES), out / "confusion.png", f"{model.name}: mIoU {result['miou']:.3f}")
+    per_image.sort(key=lambda r: (r[0], r[1]))
+    if per_image and worst:
+        rows, caps = [], []
+        for miou, acc, s in per_image[:worst]:
+            gray = read_image_file(s.image)
+            target = read_label(s)
+            pred = seg.segment(gray)
+            rows.append([gray, colorize(target), colorize(pred)])
+            caps.append(f"{s.id}  mIoU {miou:.2f}  acc {acc:.2f}")
+        sheet = contact_sheet(rows, caps, ["image", "label", "prediction"])
+        sheet = np.vstack(
+            [
+                sheet,
+                legend([*CLASS_NAMES, "unknown"], [c for c in seg.metadata.class_colors] + [(0, 0, 0)], sheet.shape[1]),
+            ]
+        )
+        save_rgb(out / "worst.png", sheet)
+    if tmp is not None:
+        tmp.cleanup()
+    return result

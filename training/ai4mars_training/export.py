@@ -1,0 +1,171 @@
+"""``ai4mars-train export``: learner → learner.pkl + ONNX with the node's metadata, checked for parity.
+
+Loading a learner ``.pkl`` unpickles it, which runs code from the file: only load files you trust.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from ai4mars_perception.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
+from ai4mars_perception.model_metadata import METADATA_KEY, InputSpec, ModelMetadata
+from ai4mars_perception.segmenter import Segmenter
+from ai4mars_training.errors import TrainingError
+
+_MISSING_ATTR = re.compile(r"Can't get attribute '([A-Za-z_][A-Za-z0-9_]*)' on <module '__main__'")
+
+
+def _placeholder(name: str):
+    def label_function(*_args, **_kwargs):
+        raise RuntimeError(f"{name} was defined in the notebook that trained this learner; it is not needed here")
+
+    label_function.__name__ = label_function.__qualname__ = name
+    return label_function
+
+
+def load_learner_file(path: Path):
+    """``load_learner`` on CPU; functions the pickle expects in ``__main__`` (a notebook's ``get_label``)
+    are provided as placeholders, since inference and export never call them."""
+    from fastai.learner import load_learner
+
+    if not path.is_file():
+        raise TrainingError(f"learner file {path} does not exist")
+    main = sys.modules["__main__"]
+    added = []
+    try:
+        for _ in range(20):
+            try:
+                return load_learner(path, cpu=True)
+            except AttributeError as e:
+                m = _MISSING_ATTR.search(str(e))
+                if not m or hasattr(main, m.group(1)):
+                    raise TrainingError(f"{path} could not be loaded: {e}") from None
+                setattr(main, m.group(1), _placeholder(m.group(1)))
+                added.append(m.group(1))
+            except (EOFError, ValueError, RuntimeError, ModuleNotFoundError) as e:
+                raise TrainingError(f"{path} is not a loadable fastai learner: {e}") from None
+        raise TrainingError(f"{path} needs too many notebook functions: {added}")
+    finally:
+        for name in added:
+            delattr(main, name)
+
+
+def learner_classes(learn) -> tuple[int, bool]:
+    """(number of outputs, whether the last output is a null class) of a segmentation learner."""
+    vocab = getattr(learn.dls, "vocab", None)
+    with torch.no_grad():
+        out = learn.model.eval()(torch.zeros(1, 3, 64, 64))
+    n_out = int(out.shape[1])
+    if n_out not in (4, 5):
+        raise TrainingError(f"the learner predicts {n_out} classes; AI4Mars models predict 4 (or 5 with a null class)")
+    if vocab is not None and len(vocab) == n_out and n_out == 5:
+        return n_out, True
+    return n_out, n_out == 5
+
+
+def export_onnx(model: torch.nn.Module, path: Path, size: int, meta: ModelMetadata) -> None:
+    """Trace ``model`` at ``size``² into ONNX (dynamic batch) and store the metadata in it."""
+    model = model.eval().float().cpu()
+    dummy = torch.zeros(1, 3, size, size)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    m = onnx.load(str(tmp))
+    del m.metadata_props[:]
+    onnx.helper.set_model_props(m, {METADATA_KEY: meta.to_json()})
+    m.producer_name = "ai4mars_training"
+    onnx.save(m, str(path))
+    tmp.unlink()
+
+
+def parity(model: torch.nn.Module, onnx_path: Path, frames: list[np.ndarray]) -> dict:
+    """Torch vs ONNX Runtime on the same preprocessed frames: max |logit diff| and arg-max agreement."""
+    seg = Segmenter(onnx_path, "cpu")
+    diffs, agree, total = [], 0, 0
+    model = model.eval().float().cpu()
+    for gray in frames:
+        x = seg.preprocess(gray)
+        ort_logits = seg.logits(x)
+        with torch.no_grad():
+            torch_logits = model(torch.from_numpy(x)).numpy()
+        diffs.append(float(np.abs(ort_logits - torch_logits).max()))
+        agree += int((ort_logits.argmax(1) == torch_logits.argmax(1)).sum())
+        total += ort_logits.shape[0] * ort_logits.shape[2] * ort_logits.shape[3]
+    return {"frames": len(frames), "max_abs_logit_diff": max(diffs), "argmax_agreement": agree / total}
+
+
+def sample_frames(folder: Path | None, size: int, n: int = 8) -> list[np.ndarray]:
+    """Up to ``n`` gray frames from a folder (any image files), or seeded random frames without one."""
+    from ai4mars_perception.image_codec import read_image_file
+    from ai4mars_perception.segment_files import collect_images
+
+    if folder is not None:
+        files = collect_images([str(folder)])[:n]
+        if files:
+            return [read_image_file(f) for f in files]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (size, size), np.uint8) for _ in range(n)]
+
+
+def export(
+    learner_path: Path,
+    out: Path,
+    size: int | None = None,
+    model_version: str | None = None,
+    run_json: Path | None = None,
+    frames_dir: Path | None = None,
+) -> dict:
+    """Write ``out/learner.pkl`` and ``out/model.onnx``; returns the export report (also ``out/export.json``)."""
+    learn = load_learner_file(learner_path)
+    n_out, null = learner_classes(learn)
+    run = json.loads(run_json.read_text()) if run_json and run_json.is_file() else {}
+    size = size or int(run.get("config", {}).get("size", 256))
+    out.mkdir(parents=True, exist_ok=True)
+    if learner_path.resolve() != (out / "learner.pkl").resolve():
+        shutil.copyfile(learner_path, out / "learner.pkl")
+    best = run.get("best_epoch", {})
+    meta = ModelMetadata(
+        model_version=model_version or time.strftime("%Y.%m.%d-r18-") + str(size),
+        classes=[{"id": c.id, "name": c.name, "color": list(c.color)} for c in TERRAIN_CLASSES],
+        null_class=4 if null else None,
+        input=InputSpec(height=size, width=size),
+        training={
+            "source": str(learner_path.name),
+            "config": run.get("config", {}),
+            "data": run.get("data", {}),
+            "seconds": run.get("seconds"),
+            "device": run.get("device"),
+            "command": run.get("command"),
+            "null_class_name": NULL_CLASS_NAME if null else None,
+        },
+        metrics={k: best[k] for k in ("miou", "pixel_acc", "iou_big_rock", "valid_loss", "epoch") if k in best},
+    )
+    onnx_path = out / "model.onnx"
+    export_onnx(learn.model, onnx_path, size, meta)
+    report = parity(learn.model, onnx_path, sample_frames(frames_dir, size))
+    report.update({"onnx": str(onnx_path), "learner": str(out / "learner.pkl"), "size": size, "outputs": n_out})
+    report["parity_ok"] = report["argmax_agreement"] >= 0.999
+    (out / "export.json").write_text(json.dumps(report, indent=2))
+    if not report["parity_ok"]:
+        raise TrainingError(
+            f"ONNX and torch disagree on {1 - report['argmax_agreement']:.3%} of pixels; see {out}/export.json"
+        )
+    return report

@@ -1,0 +1,198 @@
+"""``ai4mars-train fit`` and ``lr-find``: train the U-Net ResNet-18 with fastai."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.progress import CSVLogger
+from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
+from fastai.distributed import num_distrib, rank_distrib
+from fastai.torch_core import set_seed
+
+from ai4mars_training.dataset import scan, split
+from ai4mars_training.errors import TrainingError
+from ai4mars_training.learner import DataConfig, SegLoss, build_dls, build_learner, median_frequency_weights
+
+
+@dataclass
+class FitConfig:
+    data: str
+    out: str = "runs/latest"
+    size: int = 256
+    batch_size: int = 8
+    epochs: int = 10
+    lr: float = 1e-3
+    freeze_epochs: int = 1
+    valid_pct: float = 0.1
+    seed: int = 42
+    pretrained: bool = True
+    pretrained_weights: str | None = None
+    null_class: bool = False
+    ignore_rover: bool = False
+    ignore_range: bool = False
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    class_weights: str = "auto"
+    augment: bool = True
+    fp16: bool = True
+    patience: int = 0
+    resume: bool = False
+    num_workers: int = 0
+    limit: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class SaveLast(Callback):
+    """Save weights and optimizer state after every epoch as ``models/last.pth`` (for --resume)."""
+
+    order = 61
+
+    def after_epoch(self) -> None:
+        self.learn.save("last", with_opt=True)
+
+
+def _weights(cfg: FitConfig, train) -> torch.Tensor | None:
+    if cfg.class_weights == "none":
+        return None
+    if cfg.class_weights == "auto":
+        return median_frequency_weights(train, cfg.null_class)
+    try:
+        w = [float(v) for v in cfg.class_weights.split(",")]
+    except ValueError:
+        raise TrainingError("--class-weights takes auto, none, or comma-separated numbers") from None
+    n = 5 if cfg.null_class else 4
+    if len(w) != n or min(w) <= 0:
+        raise TrainingError(f"--class-weights needs {n} positive numbers")
+    return torch.tensor(w)
+
+
+def prepare(cfg: FitConfig):
+    """Scan, split, build loaders and learner. Returns (learn, info)."""
+    set_seed(cfg.seed, reproducible=True)
+    found = scan(cfg.data)
+    samples = found.samples[: cfg.limit] if cfg.limit else found.samples
+    train, valid = split(samples, cfg.valid_pct, cfg.seed)
+    dcfg = DataConfig(
+        cfg.size, cfg.batch_size, cfg.null_class, cfg.ignore_rover, cfg.ignore_range, cfg.augment, cfg.num_workers
+    )
+    dls = build_dls(train, valid, dcfg, cfg.seed)
+    weights = _weights(cfg, train)
+    loss = SegLoss(weights, cfg.focal_gamma if cfg.loss == "focal" else 0.0)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pretrained = cfg.pretrained or cfg.pretrained_weights is not None
+    weights_path = Path(cfg.pretrained_weights) if cfg.pretrained_weights else None
+    if weights_path is not None and not weights_path.is_file():
+        raise TrainingError(f"pretrained weights file {weights_path} does not exist")
+    learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out)
+    info = {
+        "scan": found.summary(),
+        "train_pairs": len(train),
+        "valid_pairs": len(valid),
+        "valid_ids_sha1": _ids_digest([s.id for s in valid]),
+        "class_weights": None if weights is None else [round(float(v), 4) for v in weights],
+        "pretrained": "file" if weights_path else ("imagenet" if pretrained else "none"),
+    }
+    return learn, info
+
+
+def _ids_digest(ids: list[str]) -> str:
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def fit(cfg: FitConfig) -> dict:
+    """Train; on rank 0 write models/best.pth, learner.pkl, history.csv and run.json into ``cfg.out``."""
+    t0 = time.time()
+    learn, info = prepare(cfg)
+    out = Path(cfg.out)
+    rank0 = rank_distrib() == 0
+    distributed = num_distrib() > 1
+    cbs = [SaveLast()] if rank0 else []
+    if rank0:
+        cbs += [
+            CSVLogger(fname=str(out / "history.csv"), append=cfg.resume),
+            SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False),
+        ]
+    if cfg.patience and not distributed:
+        cbs.append(EarlyStoppingCallback(monitor="miou", comp=np.greater, patience=cfg.patience))
+    if cfg.fp16 and torch.cuda.is_available():
+        learn = learn.to_fp16()
+    if cfg.resume:
+        last = out / "models" / "last.pth"
+        if not last.is_file():
+            raise TrainingError(f"--resume: no checkpoint {last} from an earlier run")
+        learn.load("last", with_opt=True)
+    ctx = learn.distrib_ctx(sync_bn=torch.cuda.is_available()) if distributed else contextlib.nullcontext()
+    with ctx:
+        if info["pretrained"] != "none" and cfg.freeze_epochs and not cfg.resume:
+            learn.fine_tune(cfg.epochs, base_lr=cfg.lr, freeze_epochs=cfg.freeze_epochs, cbs=cbs)
+        else:
+            learn.unfreeze()
+            learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs)
+    if not rank0:
+        return {}
+    learn.load("best")
+    if hasattr(learn, "to_fp32"):
+        learn = learn.to_fp32()
+    learn.export(out / "learner.pkl")
+    history = _read_history(out / "history.csv")
+    best = max(history, key=lambda r: r.get("miou", -1)) if history else {}
+    run = {
+        "config": asdict(cfg),
+        "data": info,
+        "best_epoch": best,
+        "history": history,
+        "seconds": round(time.time() - t0, 1),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+        "world_size": max(1, num_distrib()),
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "torch": torch.__version__,
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+    return run
+
+
+def _read_history(path: Path) -> list[dict]:
+    import csv
+
+    if not path.is_file():
+        return []
+    rows = []
+    for r in csv.DictReader(path.open()):
+        row = {}
+        for k, v in r.items():
+            try:
+                row[k] = float(v) if k != "time" else v
+            except (TypeError, ValueError):
+                row[k] = v
+        if isinstance(row.get("epoch"), float):
+            rows.append(row)
+    return rows
+
+
+def lr_find(cfg: FitConfig, plot: Path) -> float:
+    """fastai's learning-rate finder; saves the loss/lr plot and returns the suggested rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    learn, _ = prepare(cfg)
+    if not cfg.pretrained and cfg.pretrained_weights is None:
+        learn.unfreeze()
+    suggestion = learn.lr_find(show_plot=True)
+    plt.savefig(plot, dpi=100)
+    plt.close("all")
+    return float(suggestion.valley)
