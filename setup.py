@@ -20,7 +20,14 @@ setup(
     ],
     python_requires=">=3.10",
     # ROS client libraries come from the ROS install or requirements/ros.txt, never from here.
-    install_requires=["numpy>=1.24", "opencv-python-headless>=4.8", "onnxruntime>=1.17", "rosbags>=0.10", "tqdm", "pyyaml"],
+    install_requires=[
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "onnxruntime>=1.17",
+        "rosbags>=0.10",
+        "tqdm",
+        "pyyaml",
+    ],
     extras_require={"gpu": ["onnxruntime-gpu>=1.17"]},
     zip_safe=True,
     license="Apache-2.0",

@@ -6,6 +6,7 @@ Loading a learner ``.pkl`` unpickles it, which runs code from the file: only loa
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
 import sys
@@ -51,7 +52,7 @@ def load_learner_file(path: Path):
                     raise TrainingError(f"{path} could not be loaded: {e}") from None
                 setattr(main, m.group(1), _placeholder(m.group(1)))
                 added.append(m.group(1))
-            except (EOFError, ValueError, RuntimeError, ModuleNotFoundError) as e:
+            except (EOFError, ValueError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError) as e:
                 raise TrainingError(f"{path} is not a loadable fastai learner: {e}") from None
         raise TrainingError(f"{path} needs too many notebook functions: {added}")
     finally:

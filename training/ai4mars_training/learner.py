@@ -211,8 +211,13 @@ def load_encoder_weights(learn: Learner, path: Path) -> None:
         if head in mapping:
             mapped[f"{mapping[head]}.{rest}"] = v
     encoder = learn.model[0]
-    missing, unexpected = encoder.load_state_dict(mapped, strict=False)
-    if unexpected or len(missing) == len(encoder.state_dict()):
+    if not mapped:
+        raise TrainingError(f"{path} is not a torchvision resnet18 state dict")
+    try:
+        missing, unexpected = encoder.load_state_dict(mapped, strict=False)
+    except RuntimeError as e:  # shape mismatch: another architecture
+        raise TrainingError(f"{path} is not a torchvision resnet18 state dict: {str(e).splitlines()[0]}") from None
+    if unexpected or [k for k in missing if not k.endswith("num_batches_tracked")]:
         raise TrainingError(f"{path} is not a torchvision resnet18 state dict")
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastai.callback.core import Callback
-from fastai.callback.progress import CSVLogger
+from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
-from fastai.distributed import num_distrib, rank_distrib
+from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, rank_distrib
 from fastai.torch_core import set_seed
 
 from ai4mars_training.dataset import scan, split
@@ -59,6 +59,39 @@ class SaveLast(Callback):
 
     def after_epoch(self) -> None:
         self.learn.save("last", with_opt=True)
+
+
+class _DistributedDL(DistributedDL):
+    """fastai's distributed loader, also on CPU: broadcast the shuffled indices with gloo, not NCCL."""
+
+    def _broadcast(self, t, rank):
+        t = torch.LongTensor(t)
+        if torch.cuda.is_available():
+            t = t.cuda()
+        torch.distributed.broadcast(t, rank)
+        return t.cpu().tolist()
+
+
+class _DistributedTrainer(DistributedTrainer):
+    """fastai's DDP callback, also on CPU: a gloo-wrapped model has no ``.device``, so use the loader's."""
+
+    def _wrap_dl(self, dl):
+        if isinstance(dl, DistributedDL):
+            return dl
+        return _DistributedDL(dl, device=getattr(self.learn.model, "device", None))
+
+
+@contextlib.contextmanager
+def _distributed(learn):
+    """Train with DistributedDataParallel under torchrun (NCCL on GPUs, gloo on CPU)."""
+    cuda = torch.cuda.is_available()
+    learn.add_cb(_DistributedTrainer(sync_bn=cuda, cpu=not cuda))  # cpu=True: accelerate's MULTI_CPU (gloo)
+    if rank_distrib():
+        learn.remove_cb(ProgressCallback)
+    try:
+        yield learn
+    finally:
+        learn.remove_cb(_DistributedTrainer)
 
 
 def _weights(cfg: FitConfig, train) -> torch.Tensor | None:
@@ -119,12 +152,10 @@ def fit(cfg: FitConfig) -> dict:
     out = Path(cfg.out)
     rank0 = rank_distrib() == 0
     distributed = num_distrib() > 1
-    cbs = [SaveLast()] if rank0 else []
+    # fastai saves only on rank 0 but loads (with a barrier) on every rank: checkpoints on all ranks.
+    cbs = [SaveLast(), SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False)]
     if rank0:
-        cbs += [
-            CSVLogger(fname=str(out / "history.csv"), append=cfg.resume),
-            SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False),
-        ]
+        cbs.append(CSVLogger(fname=str(out / "history.csv"), append=cfg.resume))
     if cfg.patience and not distributed:
         cbs.append(EarlyStoppingCallback(monitor="miou", comp=np.greater, patience=cfg.patience))
     if cfg.fp16 and torch.cuda.is_available():
@@ -134,7 +165,7 @@ def fit(cfg: FitConfig) -> dict:
         if not last.is_file():
             raise TrainingError(f"--resume: no checkpoint {last} from an earlier run")
         learn.load("last", with_opt=True)
-    ctx = learn.distrib_ctx(sync_bn=torch.cuda.is_available()) if distributed else contextlib.nullcontext()
+    ctx = _distributed(learn) if distributed else contextlib.nullcontext()
     with ctx:
         if info["pretrained"] != "none" and cfg.freeze_epochs and not cfg.resume:
             learn.fine_tune(cfg.epochs, base_lr=cfg.lr, freeze_epochs=cfg.freeze_epochs, cbs=cbs)
@@ -143,7 +174,7 @@ def fit(cfg: FitConfig) -> dict:
             learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs)
     if not rank0:
         return {}
-    learn.load("best")
+    # SaveModelCallback has loaded the best weights at the end of fit
     if hasattr(learn, "to_fp32"):
         learn = learn.to_fp32()
     learn.export(out / "learner.pkl")

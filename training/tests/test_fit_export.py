@@ -1,0 +1,194 @@
+"""fit → evaluate → export on real and synthetic data at 64², on CPU; torchrun; reference-notebook learners."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from ai4mars_training.cli import main
+
+from ai4mars_perception.image_codec import read_image_file
+from ai4mars_perception.model_metadata import METADATA_KEY, ModelMetadata
+from ai4mars_perception.segmenter import Segmenter
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "navcam"
+FIT = ["--size", "64", "--epochs", "1", "--no-pretrained", "--bs", "4", "--valid-pct", "0.25"]
+
+
+def _fit_eval_export(data: Path, tmp: Path, extra: list[str] = ()) -> dict:
+    run, exp, ev = tmp / "run", tmp / "export", tmp / "eval"
+    assert main(["fit", "--data", str(data), "--out", str(run), *FIT, *extra]) == 0
+    history = list(csv.DictReader((run / "history.csv").open()))
+    assert len(history) == 1 and 0.0 <= float(history[0]["miou"]) <= 1.0
+    assert main(["export", "--run", str(run), "--out", str(exp), "--frames", str(SAMPLES)]) == 0
+    report = json.loads((exp / "export.json").read_text())
+    assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
+    assert report["max_abs_logit_diff"] < 1e-2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(exp / "model.onnx"),
+                "--data",
+                str(data),
+                "--out",
+                str(ev),
+                "--valid-pct",
+                "0.25",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert set(metrics["iou"]) == {"soil", "bedrock", "sand", "big_rock"}
+    assert (ev / "confusion.png").stat().st_size > 1000 and (ev / "worst.png").stat().st_size > 1000
+    return {"run": run, "export": exp, "metrics": metrics, "report": report}
+
+
+def _check_onnx_drives_core(onnx_path: Path) -> None:
+    meta = ModelMetadata.from_json({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}[METADATA_KEY])
+    assert meta.input.height == 64 and meta.class_names == ["soil", "bedrock", "sand", "big_rock"]
+    seg = Segmenter(onnx_path, "cpu")
+    frame = read_image_file(sorted(SAMPLES.glob("*.JPG"))[0])
+    mask = seg.segment(frame)
+    assert mask.shape == (1024, 1024) and set(np.unique(mask)) <= {0, 1, 2, 3}
+
+
+def test_synthetic_fit_evaluate_export(synthetic_set, tmp_path):
+    out = _fit_eval_export(synthetic_set, tmp_path)
+    _check_onnx_drives_core(out["export"] / "model.onnx")
+    run = json.loads((out["run"] / "run.json").read_text())
+    assert run["data"]["pretrained"] == "none" and run["data"]["train_pairs"] + run["data"]["valid_pairs"] == 24
+
+
+def test_real_fit_evaluate_export_and_fresh_process_load(real_subset, tmp_path):
+    out = _fit_eval_export(real_subset, tmp_path)
+    _check_onnx_drives_core(out["export"] / "model.onnx")
+    meta = Segmenter(out["export"] / "model.onnx", "cpu").metadata
+    assert "miou" in meta.metrics and meta.training["config"]["size"] == 64
+    # learner.pkl loads in a fresh process that has only fastai and this package
+    code = "from fastai.learner import load_learner; import sys; print(type(load_learner(sys.argv[1]).model).__name__)"
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(out["export"] / "learner.pkl")], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    assert "DynamicUnet" in r.stdout
+
+
+def test_resume_continues_from_last_checkpoint(synthetic_set, tmp_path):
+    run = tmp_path / "run"
+    assert main(["fit", "--data", str(synthetic_set), "--out", str(run), *FIT]) == 0
+    assert main(["fit", "--data", str(synthetic_set), "--out", str(run), *FIT, "--resume"]) == 0
+    rows = [r for r in csv.reader((run / "history.csv").open()) if r and r[0] != "epoch"]
+    assert len(rows) == 2
+
+
+def test_resume_without_checkpoint_is_a_clear_error(synthetic_set, tmp_path, capsys):
+    assert main(["fit", "--data", str(synthetic_set), "--out", str(tmp_path / "new"), *FIT, "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_offline_pretrained_stops_with_a_clear_message(synthetic_set, tmp_path):
+    env = dict(
+        os.environ, TORCH_HOME=str(tmp_path / "hub"), HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "ai4mars_training.cli", "fit", "--data", str(synthetic_set),
+         "--out", str(tmp_path / "r"), "--size", "64", "--epochs", "1"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "--no-pretrained" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_local_pretrained_weights_are_loaded(synthetic_set, tmp_path):
+    import torch
+    from ai4mars_training.train import FitConfig, prepare
+    from torchvision.models import resnet18
+
+    torch.manual_seed(5)
+    state = resnet18(weights=None).state_dict()
+    path = tmp_path / "r18.pth"
+    torch.save(state, path)
+    learn, info = prepare(
+        FitConfig(data=str(synthetic_set), out=str(tmp_path / "r"), size=64, pretrained_weights=str(path))
+    )
+    assert info["pretrained"] == "file"
+    assert torch.equal(learn.model[0][0].weight, state["conv1.weight"])
+    assert torch.equal(learn.model[0][7][1].conv2.weight, state["layer4.1.conv2.weight"])
+    bad = tmp_path / "bad.pth"
+    torch.save({"foo": torch.zeros(1)}, bad)
+    with pytest.raises(Exception, match="not a torchvision resnet18 state dict"):
+        prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "r2"), size=64, pretrained_weights=str(bad)))
+
+
+def test_torchrun_two_gloo_processes(synthetic_set, tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    r = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "ai4mars_training.cli", "fit",
+         "--data", str(synthetic_set), "--out", str(tmp_path / "ddp"), *FIT],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads((tmp_path / "ddp" / "run.json").read_text())
+    assert run["world_size"] == 2
+    assert (tmp_path / "ddp" / "learner.pkl").is_file()
+
+
+NOTEBOOK = textwrap.dedent(
+    """
+    # What the reference notebook does: label function in __main__, unet_learner, learn.export().
+    import sys
+    from pathlib import Path
+    from fastai.vision.all import *
+
+    root = Path(sys.argv[1])
+    def get_label(x):
+        return root / "msl" / "labels" / "train" / f"{x.stem}.png"
+
+    codes = ["soil", "bedrock", "sand", "big_rock"] + (["null"] if sys.argv[3] == "5" else [])
+    files = get_image_files(root / "msl" / "images" / "edr")
+    dls = SegmentationDataLoaders.from_label_func(root, files, get_label, codes=codes, bs=4, item_tfms=Resize(64))
+    learn = unet_learner(dls, resnet18, pretrained=False, n_out=len(codes))
+    learn.export(Path(sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.parametrize("classes", [4, 5])
+def test_convert_reference_notebook_learner(synthetic_set, tmp_path, classes):
+    script = tmp_path / "notebook.py"
+    script.write_text(NOTEBOOK)
+    pkl = tmp_path / "export.pkl"
+    r = subprocess.run(
+        [sys.executable, str(script), str(synthetic_set), str(pkl), str(classes)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "converted"
+    assert main(["export", "--learner", str(pkl), "--out", str(out), "--size", "64"]) == 0
+    seg = Segmenter(out / "model.onnx", "cpu")
+    assert seg.metadata.null_class == (4 if classes == 5 else None)
+    mask = seg.segment(np.full((100, 120), 128, np.uint8))
+    assert mask.shape == (100, 120)
+    assert "get_label" not in dir(sys.modules["__main__"])
+
+
+def test_export_of_missing_or_bad_learner(tmp_path, capsys):
+    assert main(["export", "--learner", str(tmp_path / "none.pkl"), "--out", str(tmp_path / "o")]) == 2
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"not a pickle")
+    assert main(["export", "--learner", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "not a loadable fastai learner" in err
