@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import shutil
@@ -118,6 +119,24 @@ def camera_info_message(ts, header, width: int, height: int, fov_deg: float):
     )
 
 
+@contextlib.contextmanager
+def staged_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Write a bag under a hidden staging folder and move it to ``out`` only when complete.
+
+    An interrupted run leaves no ``out`` (and the next run clears the stale staging folder).
+    """
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging / out.name
+        if out.exists() and overwrite:
+            shutil.rmtree(out)
+        (staging / out.name).rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 # -- make ---------------------------------------------------------------------------------------
 def make_bag(
     inputs: list[str],
@@ -136,20 +155,21 @@ def make_bag(
 
     from ai4mars_perception.segment_files import collect_images
 
+    if out.exists():
+        raise BagError(f"{out} already exists; choose another output name")
+    missing = [p for p in inputs if not Path(p).exists()]
+    if missing:
+        raise BagError(f"input {missing[0]} does not exist")
     files = collect_images(inputs)
     if not files:
         raise BagError("no image files found in the given inputs")
-    if out.exists():
-        raise BagError(f"{out} already exists; choose another output name")
     if rate <= 0:
         raise BagError("rate must be positive")
     ts = typestore()
     t0 = int((time.time() if start is None else start) * 1e9)
     dt = int(1e9 / rate)
     written = 0
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_output(out) as tmp:
         with Writer(tmp, version=9, storage_plugin=_storage(storage)) as writer:
             conn = writer.add_connection(
                 topic if not compressed else f"{topic}/compressed", COMPRESSED if compressed else IMAGE, typestore=ts
@@ -179,9 +199,6 @@ def make_bag(
                 written += 1
         if written == 0:
             raise BagError("none of the input files could be read as an image")
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return written
 
 
@@ -335,91 +352,103 @@ def process_bag(
     config: TraversabilityConfig | None = None,
     overwrite: bool = False,
 ) -> ProcessResult:
-    """Segment every image message of ``path`` into a new bag ``out`` (written as ``out.partial``, then renamed)."""
-    from rosbags.rosbag2 import Writer
+    """Segment every image message of ``path`` into a new bag ``out``: inputs copied, plus the node's
+    ``mask``, ``overlay`` and ``traversability`` topics with the input stamps and headers.
 
-    from ai4mars_perception.overlay import overlay
+    Frames that cannot be decoded are counted, reported and recorded in the CSV; the run goes on.
+    The bag and the CSV appear only when the run completes.
+    """
+    from rosbags.rosbag2 import Writer
 
     if out.exists() and not overwrite:
         raise BagError(f"{out} already exists; pass --overwrite to replace it")
     reader = open_reader(path)
-    conns = image_connections(reader, topics)
-    total = sum(c.msgcount for c in reader.connections)
-    if sum(c.msgcount for c in conns) == 0:
-        reader.close()
-        raise BagError(f"{path} has no image messages")
-    ts = typestore()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    csv_tmp = csv_path.with_name(csv_path.name + ".partial") if csv_path else None
-    result = ProcessResult()
-    t_start = time.perf_counter()
-    colors = segmenter.metadata.class_colors
-    config = config or TraversabilityConfig()
     try:
-        with (
-            Writer(tmp, version=9, storage_plugin=_storage(storage)) as writer,
-            open(csv_tmp, "w", newline="") if csv_tmp else _NullFile() as fcsv,
-        ):
-            rows = csv.writer(fcsv) if csv_tmp else None
-            if rows:
-                rows.writerow(CSV_COLUMNS)
-            copies = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=ts) for c in reader.connections}
-            prefix = f"/{node_name.strip('/')}"
-            mask_c = writer.add_connection(f"{prefix}/mask", IMAGE, typestore=ts)
-            ovl_c = (
-                writer.add_connection(f"{prefix}/overlay", IMAGE, typestore=ts) if overlay_alpha is not None else None
-            )
-            trav_c = writer.add_connection(f"{prefix}/traversability", POINTCLOUD2, typestore=ts)
-            image_ids = {c.id for c in conns}
-            from ai4mars_perception.segmenter import Timings
-
-            for conn, stamp, data in tqdm(
-                iter_messages(reader, reader.connections), total=total, desc="bag process", unit="msg"
+        conns = image_connections(reader, topics)
+        if sum(c.msgcount for c in conns) == 0:
+            raise BagError(f"{path} has no image messages")
+        result = ProcessResult()
+        t_start = time.perf_counter()
+        with staged_output(out, overwrite) as tmp:
+            csv_tmp = tmp.parent / "summary.csv"
+            with (
+                Writer(tmp, version=9, storage_plugin=_storage(storage)) as writer,
+                open(csv_tmp, "w", newline="") as f,
             ):
-                writer.write(copies[conn.id], stamp, data)
-                if conn.id not in image_ids:
-                    continue
-                index = result.frames
-                result.frames += 1
-                try:
-                    header, gray = decode_bag_image(ts, conn.msgtype, data)
-                except Exception as e:  # decode errors and malformed CDR alike: count, record, go on
-                    result.failed += 1
-                    tqdm.write(f"frame {index} on {conn.topic}: skipped: {e}")
-                    if rows:
-                        rows.writerow([index, conn.topic, stamp, "error", str(e)])
-                    continue
-                timings = Timings()
-                mask = segmenter.segment(gray, timings)
-                summary = summarize(mask, config)
-                table = summary_to_array(summary)
-                writer.write(mask_c, stamp, ts.serialize_cdr(image_message(ts, mask, "mono8", header), IMAGE))
-                rgb = None
-                if ovl_c is not None:
-                    rgb = overlay(gray, mask, overlay_alpha, colors)
-                    writer.write(ovl_c, stamp, ts.serialize_cdr(image_message(ts, rgb, "rgb8", header), IMAGE))
-                writer.write(trav_c, stamp, ts.serialize_cdr(table_message(ts, table, header), POINTCLOUD2))
-                if rows:
-                    rows.writerow(summary_row(index, conn.topic, stamp, summary, table, timings.inference))
-                if png_dir is not None:
-                    png_dir.mkdir(parents=True, exist_ok=True)
-                    cv2.imwrite(str(png_dir / f"{index:06d}_mask.png"), mask)
-                    if rgb is not None:
-                        cv2.imwrite(str(png_dir / f"{index:06d}_overlay.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                result.processed += 1
-        reader.close()
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-        if csv_tmp:
-            csv_tmp.rename(csv_path)
+                frames = _FrameWriter(
+                    writer, reader, segmenter, node_name, overlay_alpha, csv.writer(f), png_dir, config
+                )
+                image_ids = {c.id for c in conns}
+                total = sum(c.msgcount for c in reader.connections)
+                for conn, stamp, data in tqdm(
+                    iter_messages(reader, reader.connections), total=total, desc="bag process", unit="msg"
+                ):
+                    frames.copy(conn, stamp, data)
+                    if conn.id in image_ids:
+                        frames.process(conn, stamp, data, result)
+            if csv_path is not None:
+                shutil.move(csv_tmp, csv_path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if csv_tmp and csv_tmp.exists():
-            csv_tmp.unlink()
+        reader.close()
     result.seconds = time.perf_counter() - t_start
     return result
+
+
+class _FrameWriter:
+    """Writes the copied inputs and the node's outputs for one ``bag process`` run."""
+
+    def __init__(self, writer, reader, segmenter, node_name, overlay_alpha, rows, png_dir, config) -> None:
+        self.ts = typestore()
+        self.writer, self.segmenter, self.alpha, self.rows, self.png_dir = (
+            writer,
+            segmenter,
+            overlay_alpha,
+            rows,
+            png_dir,
+        )
+        self.config = config or TraversabilityConfig()
+        self.copies = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=self.ts) for c in reader.connections}
+        prefix = f"/{node_name.strip('/')}"
+        self.mask_c = writer.add_connection(f"{prefix}/mask", IMAGE, typestore=self.ts)
+        self.ovl_c = (
+            writer.add_connection(f"{prefix}/overlay", IMAGE, typestore=self.ts) if overlay_alpha is not None else None
+        )
+        self.trav_c = writer.add_connection(f"{prefix}/traversability", POINTCLOUD2, typestore=self.ts)
+        rows.writerow(CSV_COLUMNS)
+
+    def copy(self, conn, stamp: int, data) -> None:
+        self.writer.write(self.copies[conn.id], stamp, data)
+
+    def process(self, conn, stamp: int, data, result: ProcessResult) -> None:
+        from ai4mars_perception.overlay import overlay
+        from ai4mars_perception.segmenter import Timings
+
+        index = result.frames
+        result.frames += 1
+        try:
+            header, gray = decode_bag_image(self.ts, conn.msgtype, data)
+        except Exception as e:  # decode errors and malformed CDR alike: count, record, go on
+            result.failed += 1
+            tqdm.write(f"frame {index} on {conn.topic}: skipped: {e}")
+            self.rows.writerow([index, conn.topic, stamp, "error", str(e)])
+            return
+        ts, timings = self.ts, Timings()
+        mask = self.segmenter.segment(gray, timings)
+        summary = summarize(mask, self.config)
+        table = summary_to_array(summary)
+        self.writer.write(self.mask_c, stamp, ts.serialize_cdr(image_message(ts, mask, "mono8", header), IMAGE))
+        rgb = None
+        if self.ovl_c is not None:
+            rgb = overlay(gray, mask, self.alpha, self.segmenter.metadata.class_colors)
+            self.writer.write(self.ovl_c, stamp, ts.serialize_cdr(image_message(ts, rgb, "rgb8", header), IMAGE))
+        self.writer.write(self.trav_c, stamp, ts.serialize_cdr(table_message(ts, table, header), POINTCLOUD2))
+        self.rows.writerow(summary_row(index, conn.topic, stamp, summary, table, timings.inference))
+        if self.png_dir is not None:
+            self.png_dir.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(self.png_dir / f"{index:06d}_mask.png"), mask)
+            if rgb is not None:
+                cv2.imwrite(str(self.png_dir / f"{index:06d}_overlay.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        result.processed += 1
 
 
 CSV_COLUMNS = [
@@ -450,20 +479,12 @@ def summary_row(index: int, topic: str, stamp: int, summary, table: np.ndarray, 
     ]
 
 
-class _NullFile:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
 # -- CLI ----------------------------------------------------------------------------------------
-def add_parser(sub, model_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(sub, model_arg: Callable[[argparse.ArgumentParser], None], make_segmenter) -> None:
     """Add ``bag make | play | process`` to the ai4mars-perception parser."""
-    bag = sub.add_parser("bag", help="rosbag2 tools: make, play, process").add_subparsers(
-        dest="bag_command", required=True
-    )
+    parent = sub.add_parser("bag", help="rosbag2 tools: make, play, process")
+    parent.set_defaults(func=lambda args: run(args, make_segmenter))
+    bag = parent.add_subparsers(dest="bag_command", required=True)
 
     p = bag.add_parser("make", help="image files or folders -> rosbag2")
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_FOLDER")

@@ -67,12 +67,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bag(args: argparse.Namespace) -> int:
-    from ai4mars_perception import bag_tools
-
-    return bag_tools.run(args, _segmenter)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai4mars-perception", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ai4mars_perception.bag_tools import add_parser as add_bag_parser
 
-    add_bag_parser(sub, _model_arg)
+    add_bag_parser(sub, _model_arg, _segmenter)
     return parser
 
 
