@@ -12,7 +12,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_shm.xml
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: install install-train test test-node test-train lint demo bench clean
+.PHONY: install install-train test test-node test-train lint demo smoke-model bench clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -45,12 +45,31 @@ test-train: install-train
 test: install-train lint
 	$(PY) -m pytest test training/tests $(PYTEST_ARGS)
 
-## demo: replay the bundled Navcam sequence into the running node and write a contact sheet
+## demo: replay the bundled Navcam sequence into the running node and write a contact sheet.
+## Uses the shipped model; while none is shipped (GPU training, issue 5), a CPU smoke model is
+## trained here from ../shared/data/ai4mars-256 (a few minutes) and labelled as such.
+MODEL ?= models/ai4mars_unet_r18.onnx
+AI4MARS_DATA ?= $(CURDIR)/../shared/data/ai4mars-256
+SMOKE_RUN := runs/demo-smoke
+SMOKE_MODEL := $(SMOKE_RUN)/export/model.onnx
+
 demo: install
-	$(PY) -m ai4mars_perception.demo --out demo_output
+	@if [ -f "$(MODEL)" ]; then m="$(MODEL)"; else \
+	  echo "demo: no trained model at $(MODEL) (issue 5, GPU training, is open): training a CPU smoke model"; \
+	  $(MAKE) --no-print-directory smoke-model && m="$(SMOKE_MODEL)"; fi; \
+	$(PY) -m ai4mars_perception.demo --model "$$m" --out demo_output
+
+smoke-model: $(SMOKE_MODEL)
+$(SMOKE_MODEL):
+	@test -d "$(AI4MARS_DATA)/msl/labels/train" || { echo "demo: no model and no AI4Mars data at $(AI4MARS_DATA); run make demo MODEL=path/to/model.onnx"; exit 2; }
+	$(MAKE) --no-print-directory install-train
+	$(VENV)/bin/ai4mars-train fit --data "$(AI4MARS_DATA)" --size 64 --epochs 3 --limit 800 --bs 16 --lr 3e-3 \
+	  --no-pretrained --out $(SMOKE_RUN)
+	$(VENV)/bin/ai4mars-train export --run $(SMOKE_RUN) --out $(SMOKE_RUN)/export --frames samples/navcam \
+	  --model-version "cpu-smoke-64px (demo only, not a trained release)"
 
 bench: install
-	$(VENV)/bin/ai4mars-perception bench --image samples/navcam/NLA_397681339EDR_F0020000AUT_04096M1.JPG $(BENCH_ARGS)
+	$(VENV)/bin/ai4mars-perception bench --image samples/navcam/NLA_397681339EDR_F0020000AUT_04096M1.JPG --bags samples/navcam $(BENCH_ARGS)
 
 clean:
 	rm -rf build install log demo_output .pytest_cache *.egg-info training/*.egg-info

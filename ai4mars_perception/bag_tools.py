@@ -247,6 +247,66 @@ def iter_messages(reader, conns) -> Iterator[tuple]:
 
 
 # -- play ---------------------------------------------------------------------------------------
+class BagPlayer:
+    """Publishes a bag's image topics (and camera_info) from an existing rclpy node, with the recorded
+    timing, sending the stored CDR bytes as they are (no deserialisation per frame)."""
+
+    def __init__(self, node, path: Path, topics: list[str] | None = None, clock: bool = False, reliable: bool = True):
+        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+        self.reader = open_reader(path)
+        self.conns = image_connections(self.reader, topics)
+        if topics is None:
+            self.conns += [c for c in self.reader.connections if c.msgtype == CAMERA_INFO]
+        classes = {IMAGE: Image, COMPRESSED: CompressedImage, CAMERA_INFO: CameraInfo}
+        reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)
+        self.pubs = {c.id: node.create_publisher(classes[c.msgtype], c.topic, qos) for c in self.conns}
+        self._clock_type = Clock
+        self.clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
+
+    def wait_for_subscribers(self, timeout: float) -> bool:
+        """Wait until every image topic has a subscriber (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        images = [self.pubs[c.id] for c in self.conns if c.msgtype in IMAGE_TYPES]
+        while time.monotonic() < deadline:
+            if all(p.get_subscription_count() for p in images):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def play(self, rate: float = 1.0, on_publish: Callable[[object, int], None] | None = None) -> int:
+        """One pass over the bag; ``on_publish(connection, stamp_ns)`` after each message. Returns the count."""
+        if rate <= 0:
+            raise BagError("rate must be positive")
+        sent, wall0, bag0 = 0, time.monotonic(), None
+        total = sum(c.msgcount for c in self.conns)
+        for conn, stamp, data in tqdm(iter_messages(self.reader, self.conns), desc="bag play", unit="msg", total=total):
+            bag0 = stamp if bag0 is None else bag0
+            due = wall0 + (stamp - bag0) / 1e9 / rate
+            while (wait := due - time.monotonic()) > 0:
+                if self.clock_pub is not None:
+                    self._clock(bag0 + int((time.monotonic() - wall0) * rate * 1e9))
+                time.sleep(min(wait, 0.01))
+            if self.clock_pub is not None:
+                self._clock(stamp)
+            self.pubs[conn.id].publish(bytes(data))
+            sent += 1
+            if on_publish is not None:
+                on_publish(conn, stamp)
+        return sent
+
+    def _clock(self, stamp_ns: int) -> None:
+        msg = self._clock_type()
+        msg.clock.sec, msg.clock.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
+        self.clock_pub.publish(msg)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
 def play_bag(
     path: Path,
     rate: float = 1.0,
@@ -256,67 +316,31 @@ def play_bag(
     reliable: bool = True,
     wait_for_subscribers: float = 5.0,
 ) -> int:
-    """Publish the bag's image topics with the recorded timing; returns the number of messages sent."""
+    """``bag play``: publish the bag's image topics with the recorded timing; returns the messages sent."""
     from ai4mars_perception.runtime_env import prepare_ros_environment
 
     prepare_ros_environment()
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     if rate <= 0:
         raise BagError("rate must be positive")
-    reader = open_reader(path)
-    conns = image_connections(reader, topics)
-    info = [c for c in reader.connections if c.msgtype == CAMERA_INFO and not topics]
-    classes = {IMAGE: Image, COMPRESSED: CompressedImage, CAMERA_INFO: CameraInfo}
+    open_reader(path).close()  # fail before starting DDS
     rclpy.init()
     node = rclpy.create_node("ai4mars_bag_player")
-    qos = QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=5,
-        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-    )
-    pubs = {c.id: node.create_publisher(classes[c.msgtype], c.topic, qos) for c in [*conns, *info]}
-    clock_pub = node.create_publisher(Clock, "/clock", 10) if clock else None
+    player = BagPlayer(node, path, topics, clock, reliable)
     sent = 0
     try:
-        deadline = time.monotonic() + wait_for_subscribers
-        while time.monotonic() < deadline and not all(p.get_subscription_count() for p in pubs.values()):
-            time.sleep(0.05)
+        player.wait_for_subscribers(wait_for_subscribers)
         while True:
-            wall0, bag0 = time.monotonic(), None
-            for conn, stamp, data in tqdm(
-                iter_messages(reader, [*conns, *info]),
-                desc="bag play",
-                unit="msg",
-                total=sum(c.msgcount for c in [*conns, *info]),
-            ):
-                bag0 = stamp if bag0 is None else bag0
-                due = wall0 + (stamp - bag0) / 1e9 / rate
-                while (wait := due - time.monotonic()) > 0:
-                    if clock_pub is not None:
-                        _publish_clock(clock_pub, Clock, bag0 + int((time.monotonic() - wall0) * rate * 1e9))
-                    time.sleep(min(wait, 0.01))
-                if clock_pub is not None:
-                    _publish_clock(clock_pub, Clock, stamp)
-                pubs[conn.id].publish(bytes(data))
-                sent += 1
+            sent += player.play(rate)
             if not loop:
                 break
         time.sleep(0.2)  # let the last reliable samples leave
     finally:
-        reader.close()
+        player.close()
         node.destroy_node()
         rclpy.try_shutdown()
     return sent
-
-
-def _publish_clock(pub, Clock, stamp_ns: int) -> None:
-    msg = Clock()
-    msg.clock.sec, msg.clock.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
-    pub.publish(msg)
 
 
 # -- process ------------------------------------------------------------------------------------

@@ -108,7 +108,9 @@ def bench_node(
         stop(proc)
 
 
-def run_benchmark(model: str, frame: np.ndarray, repeats: int, device: str, node: bool, out: Path | None) -> dict:
+def run_benchmark(
+    model: str, frame: np.ndarray, repeats: int, device: str, node: bool, out: Path | None, bags: Path | None = None
+) -> dict:
     """Run all benchmarks and return (and optionally write) a JSON-able report."""
     seg = Segmenter(model, device)
     fwd = bench_forward(seg, frame, repeats)
@@ -130,6 +132,8 @@ def run_benchmark(model: str, frame: np.ndarray, repeats: int, device: str, node
     if node:
         report["node_end_to_end"] = bench_node(model, frame, repeats, device)
         report["node_latency_over_forward"] = report["node_end_to_end"]["median_ms"] / fwd["median_ms"]
+    if bags is not None:
+        report["bags"] = bench_bags(model, bags)
     if out:
         out.write_text(json.dumps(report, indent=2))
     return report
@@ -152,4 +156,61 @@ def format_report(r: dict) -> str:
             f"  ({r['node_latency_over_forward']:.3f} x forward)",
             f"node peak RSS            {e['node_peak_rss_mb']:.0f} MB",
         ]
+    if "bags" in r:
+        b = r["bags"]
+        lines += [
+            f"bag process              {b['process_frames_per_s']:.2f} frames/s ({b['frames']} frames)",
+            f"bag play (1 MiB raw)     {b['play_frames_per_s']:.1f} frames/s delivered "
+            f"({b['play_frames_delivered']}/{b['frames']})",
+        ]
     return "\n".join(lines)
+
+
+def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
+    """frames/s of ``bag process`` (no ROS graph) and of ``bag play`` delivered to a subscriber process-side."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from ai4mars_perception.bag_tools import make_bag, process_bag
+    from ai4mars_perception.processes import ros_env
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bag = Path(tmp) / "frames"
+        n = make_bag([str(frames_dir)] * copies, bag, rate=10.0)
+        seg = Segmenter(model, "cpu")
+        t = time.perf_counter()
+        r = process_bag(bag, Path(tmp) / "out", seg, csv_path=None)
+        process_s = time.perf_counter() - t
+        env = ros_env()
+        os.environ.update(
+            {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
+        )
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        rclpy.init()
+        node = rclpy.create_node("ai4mars_play_bench")
+        got: list[float] = []
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        node.create_subscription(Image, "/navcam/left/image_raw", lambda m: got.append(time.perf_counter()), qos)
+        cmd = [sys.executable, "-m", "ai4mars_perception.cli", "bag", "play", str(bag), "--rate", "1000"]
+        player = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            end = time.time() + 60
+            while player.poll() is None and time.time() < end:
+                rclpy.spin_once(node, timeout_sec=0.01)
+            for _ in range(100):
+                rclpy.spin_once(node, timeout_sec=0.01)
+        finally:
+            player.kill()
+            node.destroy_node()
+            rclpy.try_shutdown()
+        play_fps = (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 else 0.0
+    return {
+        "frames": n,
+        "process_frames_per_s": r.processed / process_s,
+        "play_frames_delivered": len(got),
+        "play_frames_per_s": play_fps,
+    }

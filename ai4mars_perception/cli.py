@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--no-node", action="store_true", help="skip the end-to-end node measurement")
     p.add_argument("--json", help="also write the report as JSON")
+    p.add_argument("--bags", metavar="FRAMES_DIR", help="also time bag process and bag play on these frames")
     p.set_defaults(func=cmd_bench)
 
     from ai4mars_perception.bag_tools import add_parser as add_bag_parser

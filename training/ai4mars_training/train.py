@@ -111,6 +111,7 @@ def _weights(cfg: FitConfig, train) -> torch.Tensor | None:
 
 def prepare(cfg: FitConfig):
     """Scan, split, build loaders and learner. Returns (learn, info)."""
+    cfg.out = str(Path(cfg.out).resolve())  # fastai joins learn.path with file names
     set_seed(cfg.seed, reproducible=True)
     found = scan(cfg.data)
     samples = found.samples[: cfg.limit] if cfg.limit else found.samples
@@ -149,13 +150,13 @@ def fit(cfg: FitConfig) -> dict:
     """Train; on rank 0 write models/best.pth, learner.pkl, history.csv and run.json into ``cfg.out``."""
     t0 = time.time()
     learn, info = prepare(cfg)
-    out = Path(cfg.out)
+    out = Path(cfg.out)  # absolute since prepare()
     rank0 = rank_distrib() == 0
     distributed = num_distrib() > 1
     # fastai saves only on rank 0 but loads (with a barrier) on every rank: checkpoints on all ranks.
     cbs = [SaveLast(), SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False)]
     if rank0:
-        cbs.append(CSVLogger(fname=str(out / "history.csv"), append=cfg.resume))
+        cbs.append(CSVLogger(fname="history.csv", append=cfg.resume))  # relative to learn.path = out
     if cfg.patience and not distributed:
         cbs.append(EarlyStoppingCallback(monitor="miou", comp=np.greater, patience=cfg.patience))
     if cfg.fp16 and torch.cuda.is_available():
@@ -177,7 +178,7 @@ def fit(cfg: FitConfig) -> dict:
     # SaveModelCallback has loaded the best weights at the end of fit
     if hasattr(learn, "to_fp32"):
         learn = learn.to_fp32()
-    learn.export(out / "learner.pkl")
+    learn.export("learner.pkl")  # relative to learn.path = out
     history = _read_history(out / "history.csv")
     best = max(history, key=lambda r: r.get("miou", -1)) if history else {}
     run = {

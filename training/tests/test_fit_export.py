@@ -84,8 +84,9 @@ def test_real_fit_evaluate_export_and_fresh_process_load(real_subset, tmp_path):
     assert "DynamicUnet" in r.stdout
 
 
-def test_resume_continues_from_last_checkpoint(synthetic_set, tmp_path):
-    run = tmp_path / "run"
+def test_resume_continues_from_last_checkpoint(synthetic_set, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = Path("run")  # relative run folders work too
     assert main(["fit", "--data", str(synthetic_set), "--out", str(run), *FIT]) == 0
     assert main(["fit", "--data", str(synthetic_set), "--out", str(run), *FIT, "--resume"]) == 0
     rows = [r for r in csv.reader((run / "history.csv").open()) if r and r[0] != "epoch"]

@@ -1,0 +1,213 @@
+"""``make demo``: replay the bundled Navcam sequence into the running node over DDS and show what it sees.
+
+Steps: bundled frames → rosbag2 (mcap) → the node in its own process → a player and a recorder here →
+contact sheet (input | overlay | mask), per-frame traversability CSV, latency JSON, recorded output bag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ai4mars_perception.runtime_env import prepare_ros_environment, share_dir
+
+prepare_ros_environment()
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ai4mars_perception.bag_tools import BagError, BagPlayer, make_bag  # noqa: E402
+from ai4mars_perception.classes import CLASS_NAMES, UNKNOWN_COLOR  # noqa: E402
+from ai4mars_perception.contact_sheet import contact_sheet, legend, save_rgb  # noqa: E402
+from ai4mars_perception.overlay import colorize  # noqa: E402
+from ai4mars_perception.processes import peak_rss_mb, ros_env, start_node, stop  # noqa: E402
+from ai4mars_perception.segmenter import ModelLoadError, Segmenter  # noqa: E402
+from ai4mars_perception.traversability import TABLE_FIELDS, Verdict  # noqa: E402
+
+TOPIC = "/navcam/left/image_raw"
+OUTPUTS = ("mask", "overlay", "traversability")
+
+
+def _stamp(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dict:
+    """Run the whole demo; returns the report that is also written to ``out/latency.json``."""
+    import os
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image, PointCloud2
+
+    from ai4mars_perception.traversability_msg import table_to_array
+
+    try:
+        meta = Segmenter(model, "cpu").metadata
+    except ModelLoadError as e:
+        raise SystemExit(f"demo: {e}") from None
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    bag = out / "navcam_input"
+    n = make_bag([str(frames_dir)], bag, rate=rate)
+    env = ros_env()
+    os.environ.update(
+        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
+    )
+    print(
+        f"demo: {n} Navcam frames → {bag}; node with {model.name} ({meta.model_version}), "
+        f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}"
+    )
+    proc = start_node({"model_path": str(model), "device": "cpu"}, {"image": TOPIC}, env, out / "node.log")
+    rclpy.init()
+    node = rclpy.create_node("ai4mars_demo")
+    received: dict[str, dict[int, tuple[float, object]]] = {k: {} for k in OUTPUTS}
+    lock = threading.Lock()
+
+    def keep(kind: str):
+        def cb(msg) -> None:
+            with lock:
+                received[kind][_stamp(msg.header)] = (time.perf_counter(), msg)
+
+        return cb
+
+    for kind, typ in (("mask", Image), ("overlay", Image), ("traversability", PointCloud2)):
+        node.create_subscription(typ, f"/terrain_segmentation/{kind}", keep(kind), 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    published: dict[int, float] = {}
+    frames: dict[int, np.ndarray] = {}
+    try:
+        player = BagPlayer(node, bag)
+        deadline = time.monotonic() + 60
+        while node.count_publishers("/terrain_segmentation/mask") == 0 or not player.wait_for_subscribers(0.1):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"demo: the node did not start; see {out / 'node.log'}")
+        time.sleep(1.0)  # let discovery settle for the output topics too
+        player.play(rate, lambda conn, stamp: published.__setitem__(stamp, time.perf_counter()))
+        end = time.monotonic() + 30
+        while time.monotonic() < end and len(received["traversability"]) < len(published):
+            time.sleep(0.1)
+        rss = peak_rss_mb(proc.pid)
+        player.close()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        stop(proc)
+    from rosbags.rosbag2 import Reader
+
+    from ai4mars_perception.bag_tools import decode_bag_image, typestore
+
+    ts = typestore()
+    with Reader(bag) as r:
+        for c, stamp, data in r.messages():
+            frames[stamp] = decode_bag_image(ts, c.msgtype, data)[1]
+    return _write_outputs(out, meta, frames, published, received, rss, serialize_message, table_to_array)
+
+
+def _write_outputs(out, meta, frames, published, received, rss, serialize_message, table_to_array) -> dict:
+    from rosbags.rosbag2 import Writer
+
+    from ai4mars_perception.bag_tools import IMAGE, POINTCLOUD2, typestore
+
+    stamps = sorted(published)
+    rows, caps, latencies = [], [], []
+    with open(out / "traversability.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "stamp_ns", "region", "verdict", *TABLE_FIELDS[2:], "end_to_end_ms"])
+        for i, stamp in enumerate(stamps):
+            if stamp not in received["mask"] or stamp not in received["traversability"]:
+                w.writerow([i, stamp, "frame", "no output"])
+                continue
+            t_mask, mask_msg = received["mask"][stamp]
+            e2e = 1000.0 * (t_mask - published[stamp])
+            latencies.append(e2e)
+            mask = np.frombuffer(bytes(mask_msg.data), np.uint8).reshape(mask_msg.height, mask_msg.step)[
+                :, : mask_msg.width
+            ]
+            table = table_to_array(received["traversability"][stamp][1])
+            for row in table:
+                region = ["frame", "left", "centre", "right"][row["region"]] if len(table) == 4 else int(row["region"])
+                w.writerow([i, stamp, region, Verdict(int(row["verdict"])).name.lower(),
+                            *[f"{float(row[k]):.4f}" for k in TABLE_FIELDS[2:]], f"{e2e:.1f}"])  # fmt: skip
+            overlay = received["overlay"].get(stamp)
+            ovl = (
+                np.frombuffer(bytes(overlay[1].data), np.uint8).reshape(mask.shape[0], mask.shape[1], 3)
+                if overlay
+                else mask
+            )
+            verdicts = " ".join(Verdict(int(v)).name.lower() for v in table["verdict"][1:])
+            rows.append([frames[stamp], ovl, colorize(mask, meta.class_colors)])
+            caps.append(
+                f"frame {i}: {Verdict(int(table['verdict'][0])).name}  traversable {table['traversable'][0]:.2f}"
+                f"  near field L/C/R: {verdicts}  latency {e2e:.0f} ms"
+            )
+    if rows:
+        sheet = contact_sheet(rows, caps, ["Navcam input", "overlay (~/overlay)", "mask (~/mask)"], tile=320)
+        names = [*CLASS_NAMES, "unknown"]
+        title = np.full((28, sheet.shape[1], 3), 48, np.uint8)
+        cv2.putText(title, f"ai4mars_perception demo - model {meta.model_version}", (8, 19),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+        sheet = np.vstack([title, sheet, legend(names, [*meta.class_colors, UNKNOWN_COLOR], sheet.shape[1])])
+        save_rgb(out / "contact_sheet.png", sheet)
+    ts = typestore()
+    with Writer(out / "node_outputs", version=9) as writer:
+        conns = {
+            "mask": writer.add_connection("/terrain_segmentation/mask", IMAGE, typestore=ts),
+            "overlay": writer.add_connection("/terrain_segmentation/overlay", IMAGE, typestore=ts),
+            "traversability": writer.add_connection("/terrain_segmentation/traversability", POINTCLOUD2, typestore=ts),
+        }
+        for kind, by_stamp in received.items():
+            for stamp in sorted(by_stamp):
+                writer.write(conns[kind], stamp, serialize_message(by_stamp[stamp][1]))
+    report = {
+        "model_version": meta.model_version,
+        "frames_published": len(stamps),
+        "frames_answered": len(latencies),
+        "end_to_end_ms": {
+            "median": statistics.median(latencies) if latencies else None,
+            "max": max(latencies) if latencies else None,
+            "all": [round(v, 1) for v in latencies],
+        },
+        "node_peak_rss_mb": round(rss, 1),
+    }
+    (out / "latency.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ai4mars-demo", description=__doc__)
+    p.add_argument("--model", default=str(share_dir() / "models" / "ai4mars_unet_r18.onnx"))
+    p.add_argument("--frames", default=str(Path(__file__).resolve().parents[1] / "samples" / "navcam"))
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--rate", type=float, default=1.0, help="frames per second")
+    a = p.parse_args(argv)
+    out = Path(a.out).resolve()
+    try:
+        report = run_demo(Path(a.model), Path(a.frames), out, a.rate)
+    except BagError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
+    e2e = report["end_to_end_ms"]
+    print(
+        f"demo: {report['frames_answered']}/{report['frames_published']} frames answered; end-to-end latency "
+        f"median {e2e['median']:.0f} ms, max {e2e['max']:.0f} ms; node peak RSS {report['node_peak_rss_mb']:.0f} MB"
+    )
+    for name in ("contact_sheet.png", "traversability.csv", "latency.json", "node_outputs", "navcam_input"):
+        print(f"  {out / name}")
+    return 0 if report["frames_answered"] == report["frames_published"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

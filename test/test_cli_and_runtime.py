@@ -1,0 +1,84 @@
+"""The ROS-free CLI, the node's import footprint, the shipped configuration."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from ai4mars_perception.cli import main
+from ai4mars_perception.node import PARAMETERS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_segment_files_and_folders(tmp_path, tiny_model, navcam_frames, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    code = main(
+        ["segment", "--model", str(tiny_model), "--out", str(tmp_path / "out"), str(navcam_frames[0]), str(bad)]
+    )
+    assert code == 1
+    assert "broken.jpg" in capsys.readouterr().err
+    mask = cv2.imread(str(tmp_path / "out" / f"{navcam_frames[0].stem}_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (1024, 1024) and set(np.unique(mask)) <= {0, 1, 2, 3, 255}
+    overlay = cv2.imread(str(tmp_path / "out" / f"{navcam_frames[0].stem}_overlay.png"))
+    assert overlay.shape == (1024, 1024, 3)
+    assert (
+        main(["segment", "--model", str(tiny_model), "--out", str(tmp_path / "o2"), str(navcam_frames[0].parent)]) == 0
+    )
+    assert len(list((tmp_path / "o2").glob("*_mask.png"))) == len(navcam_frames)
+
+
+def test_segment_with_missing_model_is_one_sentence(tmp_path, capsys):
+    assert main(["segment", "--model", str(tmp_path / "none.onnx"), "--out", str(tmp_path), "x.jpg"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"ai4mars-perception: model file not found: {tmp_path / 'none.onnx'}"
+
+
+def test_node_runtime_needs_no_torch():
+    code = (
+        "import sys; import ai4mars_perception.node, ai4mars_perception.bag_tools, ai4mars_perception.cli; "
+        "bad = [m for m in ('torch', 'fastai', 'torchvision') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_params_file_matches_declared_parameters():
+    params = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())["terrain_segmentation"][
+        "ros__parameters"
+    ]
+    assert set(params) == set(PARAMETERS)
+    for name, value in params.items():
+        default = PARAMETERS[name].default
+        assert type(value) is type(default) or (isinstance(default, float) and isinstance(value, float)), name
+
+
+def test_transport_profile_is_valid_xml_with_large_segment():
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "config" / "fastdds_large_shm.xml").getroot()
+    ns = {"d": "http://www.eprosima.com"}
+    sizes = [int(e.text) for e in root.iterfind(".//d:segment_size", ns)]
+    assert sizes and min(sizes) >= 4 * 1024 * 1024
+
+
+LAUNCH_FILE = REPO / "launch" / "perception.launch.py"
+LAUNCH_ARGUMENTS = {"image_topic", "model_path", "params_file", "device", "use_sim_time", "use_rviz"}
+
+
+def test_launch_file_declares_the_documented_arguments():
+    tree = ast.parse(LAUNCH_FILE.read_text())
+    declared = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"
+    }
+    assert declared == LAUNCH_ARGUMENTS
+    assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
