@@ -51,6 +51,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ai4mars_perception.benchmark import format_report, run_benchmark
     from ai4mars_perception.image_codec import ImageDecodeError, read_image_file
 
+    if args.transport:
+        from ai4mars_perception.benchmark import bench_transport
+
+        print("publisher profile  publisher QoS   received by a best-effort subscriber (1 MiB frames, 10 Hz)")
+        for r in bench_transport():
+            print(f"{r['publisher_profile']:<18} {r['publisher_qos']:<15} {r['received']}/{r['sent']}")
+        return 0
     if args.image:
         try:
             frame = read_image_file(args.image)
@@ -60,9 +67,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
     model = args.model or str(default_model_path())
     _segmenter(args)  # fail early with a clear message
-    report = run_benchmark(
-        model, frame, args.repeats, args.device, not args.no_node, Path(args.json) if args.json else None
-    )
+    out = Path(args.json) if args.json else None
+    bags = Path(args.bags) if args.bags else None
+    report = run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags)
     print(format_report(report))
     return 0
 
@@ -87,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-node", action="store_true", help="skip the end-to-end node measurement")
     p.add_argument("--json", help="also write the report as JSON")
     p.add_argument("--bags", metavar="FRAMES_DIR", help="also time bag process and bag play on these frames")
+    p.add_argument("--transport", action="store_true", help="only: 1 MiB frame delivery with and without the profile")
     p.set_defaults(func=cmd_bench)
 
     from ai4mars_perception.bag_tools import add_parser as add_bag_parser

@@ -18,7 +18,7 @@ def share_dir() -> Path:
 
         try:
             candidates.append(Path(get_package_share_directory(PACKAGE)))
-        except (PackageNotFoundError, LookupError, KeyError, ValueError):
+        except (PackageNotFoundError, LookupError, KeyError, ValueError, OSError):  # OSError: no AMENT_PREFIX_PATH
             pass
     except ImportError:
         pass

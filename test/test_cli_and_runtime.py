@@ -82,3 +82,16 @@ def test_launch_file_declares_the_documented_arguments():
     }
     assert declared == LAUNCH_ARGUMENTS
     assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_tools_work_without_ament_prefix_path(tmp_path):
+    """A fresh shell: no AMENT_PREFIX_PATH, no Fast DDS profile set; the tools find their own files."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("AMENT_PREFIX_PATH", "FASTDDS_DEFAULT_PROFILES_FILE")}
+    code = (
+        "from ai4mars_perception.processes import ros_env; import os; e = ros_env(); "
+        "assert os.path.isfile(e['FASTDDS_DEFAULT_PROFILES_FILE']), e; print('ok')"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
