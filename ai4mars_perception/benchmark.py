@@ -30,27 +30,26 @@ def _stats(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def bench_forward(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
-    """Raw ONNX Runtime forward time on a preprocessed frame (no pre/post-processing)."""
-    x = seg.preprocess(frame)
-    seg.logits(x)
+def _time(fn, repeats: int) -> dict[str, float]:
+    """Call ``fn`` once to warm up, then ``repeats`` times; timing statistics in ms."""
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        seg.logits(x)
+        fn()
         times.append(time.perf_counter() - t)
     return _stats(times)
+
+
+def bench_forward(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Raw ONNX Runtime forward time on a preprocessed frame (no pre/post-processing)."""
+    x = seg.preprocess(frame)
+    return _time(lambda: seg.logits(x), repeats)
 
 
 def bench_core(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
     """Full core call: resize + normalise + forward + arg-max + resize back to the frame size."""
-    seg.segment(frame)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        seg.segment(frame)
-        times.append(time.perf_counter() - t)
-    return _stats(times)
+    return _time(lambda: seg.segment(frame), repeats)
 
 
 def bench_node(

@@ -95,3 +95,14 @@ def test_tools_work_without_ament_prefix_path(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_bench_command_runs_end_to_end(tmp_path, tiny_model):
+    """Functional check of the benchmark code path (node process included); no timing is asserted."""
+    import json
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", str(tiny_model), "--size", "256", "--repeats", "2", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["forward"]["n"] == 2 and report["node_end_to_end"]["n"] == 2
+    assert report["node_end_to_end"]["node_peak_rss_mb"] > 0
