@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -300,29 +301,56 @@ def test_missing_or_invalid_model_exits_nonzero(tmp_path):
         assert "cannot start" in r.stderr and str(model) in r.stderr
 
 
-def test_module_entry_point_and_null_class(tmp_path, harness, null_model):
-    """``python -m ai4mars_perception.node`` works too; a model's null class comes out as 255."""
+def test_module_entry_point_null_class_rover_mask_and_stale_warning(tmp_path, harness, null_model):
+    """``python -m ai4mars_perception.node`` works too; the model's null class and the rover mask come out
+    as 255; before any input, diagnostics warn that the input is stale."""
     import sys
 
     from ai4mars_perception import processes
 
+    rover = np.zeros((8, 8), np.uint8)
+    rover[:, 6:] = 1  # right quarter of the frame is rover body
+    cv2.imwrite(str(tmp_path / "rover.png"), rover)
     env = ros_env()
     log = open(tmp_path / "m.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai4mars_perception.node", "--ros-args", "-p", f"model_path:={null_model}",
+         "-p", f"rover_mask_path:={tmp_path / 'rover.png'}", "-p", "stale_timeout:=0.5",
          "-r", "image:=/nm/image", "-r", "__node:=terrain_segmentation"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         t = Topics(harness, "/nm/image")
         t.wait_connected()
+        assert t.h.spin_until(lambda: len(t.diags) > 0, 5)
+        status = t.diags[-1].status[0]
+        assert status.level == DiagnosticStatus.WARN, status
+        assert "stale" in status.message
         frame = np.full((32, 32), 250, np.uint8)
         frame[:16] = 32
         t.send(array_to_image(frame, "mono8"), 9000)
         m = t.answer_for(9000)
         assert m is not None
         values = mask_array(m)
-        assert (values[:14] == 0).all() and (values[18:] == 255).all()
-        assert np.array_equal(values, np.where(expected_class(frame, True) == 255, 255, expected_class(frame, True)))
+        want = expected_class(frame, True)
+        want[:, 24:] = 255
+        assert np.array_equal(values, want)
     finally:
         assert processes.stop(proc) == 0
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "ai4mars_unet_r18.onnx"
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no trained model shipped yet (models/ai4mars_unet_r18.onnx)")
+def test_shipped_model_answers_navcam_frame(tmp_path, harness, navcam_frames):
+    node = NodeProcess(tmp_path, {}, {"image": "/shipped/image"}, "shipped")  # default model_path
+    try:
+        t = Topics(harness, "/shipped/image")
+        t.wait_connected()
+        t.send(array_to_image(read_image_file(navcam_frames[0]), "mono8"), 9500)
+        m = t.answer_for(9500, 60)
+        assert m is not None and (m.width, m.height) == (1024, 1024)
+        assert set(np.unique(mask_array(m))) <= {0, 1, 2, 3, 255}
+    finally:
+        assert node.stop() == 0, node.output()
