@@ -241,3 +241,13 @@ def test_brightness_model_is_deterministic(tmp_path):
     levels[:, :7] = [0, 60, 70, 130, 150, 200, 255]
     assert seg.input_size == (32, 32)
     assert list(seg.segment(levels)[0, :7]) == [0, 0, 1, 2, 2, 3, 3]
+
+
+def test_flip_tta_averages_flipped_prediction(tmp_path, navcam_frames):
+    """A per-pixel model is flip-equivariant: TTA must give the same mask (and double the work)."""
+    p = brightness_model(tmp_path / "m.onnx", size=64)
+    frame = read_image_file(navcam_frames[3])
+    plain, tta = Segmenter(p, "cpu"), Segmenter(p, "cpu", flip_tta=True)
+    x = plain.preprocess(frame)
+    assert np.allclose(tta.logits(x), 2 * plain.logits(x), atol=1e-4)
+    assert np.array_equal(tta.segment(frame), plain.segment(frame))
