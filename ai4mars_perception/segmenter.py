@@ -104,6 +104,9 @@ class Segmenter:
         shape = inp.shape
         if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.channels):
             raise ModelLoadError(f"{path}: input shape {shape} does not match {spec.channels} channels in metadata")
+        fixed = [d for d in shape[2:] if isinstance(d, int)]
+        if len(fixed) == 2 and fixed != [spec.height, spec.width]:
+            raise ModelLoadError(f"{path}: input shape {shape} does not match {spec.height}x{spec.width} in metadata")
         self._interp = _INTERPOLATION[spec.resize]
         std = np.asarray(spec.std, np.float32)
         self._gain = (spec.scale / std).reshape(-1, 1, 1).astype(np.float32)

@@ -251,3 +251,15 @@ def test_flip_tta_averages_flipped_prediction(tmp_path, navcam_frames):
     x = plain.preprocess(frame)
     assert np.allclose(tta.logits(x), 2 * plain.logits(x), atol=1e-4)
     assert np.array_equal(tta.segment(frame), plain.segment(frame))
+
+
+def test_metadata_must_match_graph_input_size(tmp_path):
+    import onnx
+
+    p = brightness_model(tmp_path / "m.onnx", size=64)
+    m = onnx.load(str(p))
+    for d, v in zip(m.graph.input[0].type.tensor_type.shape.dim[2:], (32, 32)):
+        d.dim_value = v  # graph fixed at 32x32, metadata says 64x64
+    onnx.save(m, str(p))
+    with pytest.raises(ModelLoadError, match="does not match 64x64"):
+        Segmenter(p, "cpu")

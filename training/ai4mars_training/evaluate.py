@@ -26,20 +26,17 @@ def open_model(
     """An ONNX file directly; a learner .pkl is exported to a temporary ONNX first (same core either way)."""
     tmp = None
     if model.suffix == ".pkl":
-        from ai4mars_perception.model_metadata import ModelMetadata
-        from ai4mars_training.export import export_onnx, learner_classes, load_learner_file
+        from ai4mars_perception.model_metadata import InputSpec, ModelMetadata
+        from ai4mars_training.export import export_onnx, learner_classes, learner_input_size, load_learner_file
 
         learn = load_learner_file(model)
         _, null = learner_classes(learn)
         tmp = tempfile.TemporaryDirectory()
         onnx_path = Path(tmp.name) / "model.onnx"
-        size = int(learn.dls.after_item.size[0]) if hasattr(learn.dls.after_item, "size") else 256
-        export_onnx(
-            learn.model,
-            onnx_path,
-            size,
-            ModelMetadata(model_version=f"learner:{model.name}", null_class=4 if null else None),
-        )
+        size = learner_input_size(learn, model)
+        spec = InputSpec(height=size, width=size)
+        meta = ModelMetadata(model_version=f"learner:{model.name}", null_class=4 if null else None, input=spec)
+        export_onnx(learn.model, onnx_path, size, meta)
         model = onnx_path
     try:
         return Segmenter(model, device, flip_tta=flip_tta), tmp

@@ -73,6 +73,17 @@ def learner_classes(learn) -> tuple[int, bool]:
     return n_out, n_out == 5
 
 
+def learner_input_size(learn, pkl: Path) -> int:
+    """The size a learner was trained at: its run.json (written by fit), a fastai Resize, or 256."""
+    run = pkl.parent / "run.json"
+    if run.is_file():
+        return int(json.loads(run.read_text())["config"]["size"])
+    for tfm in getattr(learn.dls.after_item, "fs", []):
+        if type(tfm).__name__ == "Resize":
+            return int(tfm.size[0])
+    return 256
+
+
 def export_onnx(model: torch.nn.Module, path: Path, size: int, meta: ModelMetadata) -> None:
     """Trace ``model`` at ``size``² into ONNX (dynamic batch) and store the metadata in it."""
     model = model.eval().float().cpu()
@@ -138,7 +149,7 @@ def export(
     learn = load_learner_file(learner_path)
     n_out, null = learner_classes(learn)
     run = json.loads(run_json.read_text()) if run_json and run_json.is_file() else {}
-    size = size or int(run.get("config", {}).get("size", 256))
+    size = size or int(run.get("config", {}).get("size", 0)) or learner_input_size(learn, learner_path)
     out.mkdir(parents=True, exist_ok=True)
     if learner_path.resolve() != (out / "learner.pkl").resolve():
         shutil.copyfile(learner_path, out / "learner.pkl")

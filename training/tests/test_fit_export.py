@@ -51,6 +51,12 @@ def _fit_eval_export(data: Path, tmp: Path, extra: list[str] = ()) -> dict:
     metrics = json.loads((ev / "metrics.json").read_text())
     assert set(metrics["iou"]) == {"soil", "bedrock", "sand", "big_rock"}
     assert (ev / "confusion.png").stat().st_size > 1000 and (ev / "worst.png").stat().st_size > 1000
+    # the learner evaluates through the same core, at its training size: same numbers as the shipped ONNX
+    ev_pkl = tmp / "eval_pkl"
+    args = ["evaluate", "--model", str(run / "learner.pkl"), "--data", str(data), "--out", str(ev_pkl)]
+    assert main([*args, "--valid-pct", "0.25"]) == 0
+    from_pkl = json.loads((ev_pkl / "metrics.json").read_text())
+    assert abs(from_pkl["miou"] - metrics["miou"]) < 1e-3 and from_pkl["pixels"] == metrics["pixels"]
     return {"run": run, "export": exp, "metrics": metrics, "report": report}
 
 
