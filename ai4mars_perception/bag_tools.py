@@ -320,26 +320,23 @@ def play_bag(
     from ai4mars_perception.runtime_env import prepare_ros_environment
 
     prepare_ros_environment()
-    import rclpy
+    from ai4mars_perception.processes import RosSession
 
     if rate <= 0:
         raise BagError("rate must be positive")
     open_reader(path).close()  # fail before starting DDS
-    rclpy.init()
-    node = rclpy.create_node("ai4mars_bag_player")
-    player = BagPlayer(node, path, topics, clock, reliable)
     sent = 0
-    try:
-        player.wait_for_subscribers(wait_for_subscribers)
-        while True:
-            sent += player.play(rate)
-            if not loop:
-                break
-        time.sleep(0.2)  # let the last reliable samples leave
-    finally:
-        player.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    with RosSession("ai4mars_bag_player") as ros:
+        player = BagPlayer(ros.node, path, topics, clock, reliable)
+        try:
+            player.wait_for_subscribers(wait_for_subscribers)
+            while True:
+                sent += player.play(rate)
+                if not loop:
+                    break
+            time.sleep(0.2)  # let the last reliable samples leave
+        finally:
+            player.close()
     return sent
 
 

@@ -56,56 +56,48 @@ def bench_node(
     model: str, frame: np.ndarray, repeats: int, device: str = "cpu", reliable: bool = False
 ) -> dict[str, float]:
     """Publish ``repeats`` frames one at a time to a node process and time each mask's return."""
-    from ai4mars_perception.processes import peak_rss_mb, ros_env, start_node, stop
-
-    env = ros_env()
-    os.environ.update(
-        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
-    )
-    import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
+    from ai4mars_perception.processes import RosSession, peak_rss_mb, ros_env, start_node, stop
     from ai4mars_perception.ros_image import array_to_image
 
+    env = ros_env()
+    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
+    name = "ai4mars_bench_segmentation"
     params = {"model_path": model, "device": device, "input_reliability": "reliable" if reliable else "best_effort"}
-    proc = start_node(params, {"image": "/bench/image"}, env)
-    rclpy.init()
-    node = rclpy.create_node("ai4mars_bench")
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
-    pub = node.create_publisher(Image, "/bench/image", qos)
-    got: list[float] = []
-    node.create_subscription(Image, "/terrain_segmentation/mask", lambda m: got.append(time.perf_counter()), 10)
-    msg = array_to_image(frame, "mono8")
-    msg.header.frame_id = "navcam_left"
+    proc = start_node(params, {"image": "/bench/image", "__node": name}, env)
     try:
-        deadline = time.time() + 60
-        while (
-            pub.get_subscription_count() == 0 or node.count_publishers("/terrain_segmentation/mask") == 0
-        ) and time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"node exited with code {proc.returncode}")
-            rclpy.spin_once(node, timeout_sec=0.1)
-        time.sleep(0.5)  # let the node's reader match the publisher too (best effort drops otherwise)
-        latencies = []
-        for i in range(repeats + 3):
-            n0, deadline = len(got), time.perf_counter() + 30
-            while len(got) == n0:
-                if time.perf_counter() > deadline:
-                    raise RuntimeError("no mask came back within 30 s")
-                t0 = time.perf_counter()  # (re)send: a best-effort frame can be lost
-                pub.publish(msg)
-                while len(got) == n0 and time.perf_counter() - t0 < 3.0:
-                    rclpy.spin_once(node, timeout_sec=0.01)
-            if i >= 3:
-                latencies.append(got[-1] - t0)
-            time.sleep(0.05)
-        result = _stats(latencies)
-        result["node_peak_rss_mb"] = peak_rss_mb(proc.pid)
-        return result
+        with RosSession("ai4mars_bench") as ros:
+            rel = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
+            pub = ros.node.create_publisher(Image, "/bench/image", QoSProfile(depth=1, reliability=rel))
+            got: list[float] = []
+            ros.node.create_subscription(Image, f"/{name}/mask", lambda m: got.append(time.perf_counter()), 10)
+            msg = array_to_image(frame, "mono8")
+            msg.header.frame_id = "navcam_left"
+            deadline = time.time() + 60
+            while pub.get_subscription_count() == 0 or ros.node.count_publishers(f"/{name}/mask") == 0:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"the node did not come up (exit code {proc.poll()})")
+                ros.spin_once(0.1)
+            time.sleep(0.5)  # let the node's reader match the publisher too (best effort drops otherwise)
+            latencies = []
+            for i in range(repeats + 3):
+                n0, deadline = len(got), time.perf_counter() + 30
+                while len(got) == n0:
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError("no mask came back within 30 s")
+                    t0 = time.perf_counter()  # (re)send: a best-effort frame can be lost
+                    pub.publish(msg)
+                    while len(got) == n0 and time.perf_counter() - t0 < 3.0:
+                        ros.spin_once(0.01)
+                if i >= 3:
+                    latencies.append(got[-1] - t0)
+                time.sleep(0.05)
+            result = _stats(latencies)
+            result["node_peak_rss_mb"] = peak_rss_mb(proc.pid)
+            return result
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
         stop(proc)
 
 
@@ -187,27 +179,27 @@ def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
         os.environ.update(
             {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
         )
-        import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        rclpy.init()
-        node = rclpy.create_node("ai4mars_play_bench")
+        from ai4mars_perception.processes import RosSession
+
         got: list[float] = []
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        node.create_subscription(Image, "/navcam/left/image_raw", lambda m: got.append(time.perf_counter()), qos)
         cmd = [sys.executable, "-m", "ai4mars_perception.cli", "bag", "play", str(bag), "--rate", "1000"]
-        player = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            end = time.time() + 60
-            while player.poll() is None and time.time() < end:
-                rclpy.spin_once(node, timeout_sec=0.01)
-            for _ in range(100):
-                rclpy.spin_once(node, timeout_sec=0.01)
-        finally:
-            player.kill()
-            node.destroy_node()
-            rclpy.try_shutdown()
+        with RosSession("ai4mars_play_bench") as ros:
+            ros.node.create_subscription(
+                Image, "/navcam/left/image_raw", lambda m: got.append(time.perf_counter()), qos
+            )
+            player = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                end = time.time() + 60
+                while player.poll() is None and time.time() < end:
+                    ros.spin_once(0.01)
+                for _ in range(100):
+                    ros.spin_once(0.01)
+            finally:
+                player.kill()
         play_fps = (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 else 0.0
     return {
         "frames": n,
@@ -249,16 +241,15 @@ def bench_transport(frames: int = 20) -> list[dict]:
     env = ros_env()
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
     profile = env["FASTDDS_DEFAULT_PROFILES_FILE"]
-    import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    rclpy.init()
-    node = rclpy.create_node("transport_bench_sub")
+    from ai4mars_perception.processes import RosSession
+
     got: list[int] = []
-    node.create_subscription(Image, "/transport_bench", lambda m: got.append(1), qos_profile_sensor_data)
     results = []
-    try:
+    with RosSession("transport_bench_sub") as ros:
+        ros.node.create_subscription(Image, "/transport_bench", lambda m: got.append(1), qos_profile_sensor_data)
         for use_profile in (False, True):
             for reliability in ("best_effort", "reliable"):
                 pub_env = {k: v for k, v in env.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
@@ -268,9 +259,9 @@ def bench_transport(frames: int = 20) -> list[dict]:
                 cmd = [sys.executable, "-c", _PUBLISHER, reliability, str(frames)]
                 proc = subprocess.Popen(cmd, env=pub_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 while proc.poll() is None:
-                    rclpy.spin_once(node, timeout_sec=0.05)
+                    ros.spin_once(0.05)
                 for _ in range(20):
-                    rclpy.spin_once(node, timeout_sec=0.05)
+                    ros.spin_once(0.05)
                 results.append(
                     {
                         "publisher_profile": "large_shm" if use_profile else "default",
@@ -279,7 +270,4 @@ def bench_transport(frames: int = 20) -> list[dict]:
                         "sent": frames,
                     }  # fmt: skip
                 )
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
     return results

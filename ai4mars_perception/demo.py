@@ -27,7 +27,7 @@ from ai4mars_perception.bag_tools import BagError, BagPlayer, make_bag  # noqa: 
 from ai4mars_perception.classes import CLASS_NAMES, UNKNOWN_COLOR  # noqa: E402
 from ai4mars_perception.contact_sheet import contact_sheet, legend, save_rgb  # noqa: E402
 from ai4mars_perception.overlay import colorize  # noqa: E402
-from ai4mars_perception.processes import peak_rss_mb, ros_env, start_node, stop  # noqa: E402
+from ai4mars_perception.processes import RosSession, peak_rss_mb, ros_env, start_node, stop  # noqa: E402
 from ai4mars_perception.segmenter import ModelLoadError, Segmenter  # noqa: E402
 from ai4mars_perception.traversability import TABLE_FIELDS, Verdict  # noqa: E402
 
@@ -43,8 +43,6 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
     """Run the whole demo; returns the report that is also written to ``out/latency.json``."""
     import os
 
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image, PointCloud2
 
@@ -67,8 +65,8 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
         f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}"
     )
     proc = start_node({"model_path": str(model), "device": "cpu"}, {"image": TOPIC}, env, out / "node.log")
-    rclpy.init()
-    node = rclpy.create_node("ai4mars_demo")
+    ros = RosSession("ai4mars_demo")
+    node = ros.node
     received: dict[str, dict[int, tuple[float, object]]] = {k: {} for k in OUTPUTS}
     lock = threading.Lock()
 
@@ -81,9 +79,7 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
 
     for kind, typ in (("mask", Image), ("overlay", Image), ("traversability", PointCloud2)):
         node.create_subscription(typ, f"/terrain_segmentation/{kind}", keep(kind), 10)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = threading.Thread(target=ros.executor.spin, daemon=True)
     spinner.start()
     published: dict[int, float] = {}
     frames: dict[int, np.ndarray] = {}
@@ -101,9 +97,7 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
         rss = peak_rss_mb(proc.pid)
         player.close()
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        ros.close()
         stop(proc)
     from rosbags.rosbag2 import Reader
 

@@ -68,3 +68,34 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+class RosSession:
+    """An rclpy context of its own, one node and one executor: safe where rclpy is already initialised
+    (tests, notebooks), and shut down completely on exit."""
+
+    def __init__(self, node_name: str) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(node_name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin_once(self, timeout_sec: float = 0.05) -> None:
+        """Handle at most one callback, waiting up to ``timeout_sec``."""
+        self.executor.spin_once(timeout_sec=timeout_sec)
+
+    def close(self) -> None:
+        """Destroy the node and shut the context down."""
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+    def __enter__(self) -> RosSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -24,7 +24,8 @@ from ai4mars_perception.segmenter import Segmenter
 from ai4mars_perception.traversability import TABLE_FIELDS
 from ai4mars_perception.traversability_msg import table_to_array
 
-NS = "/terrain_segmentation"
+NODE = "terrain_segmentation"
+NS = f"/{NODE}"
 MAX_PIXELS = 1100 * 1100
 
 
@@ -47,16 +48,21 @@ def raw_node(tmp_path_factory, tiny_model):
 class Topics:
     """Publishers and collectors for one node under test."""
 
-    def __init__(self, h: Harness, image_topic: str, msg_type=Image, reliable: bool = True):
-        self.h = h
+    def __init__(self, h: Harness, image_topic: str, msg_type=Image, reliable: bool = True, node: str = NODE):
+        self.h, self.name, self.ns = h, node, f"/{node}"
         self.pub = h.node.create_publisher(msg_type, image_topic, qos(reliable, 1))
-        self.masks = h.collect(Image, f"{NS}/mask")
-        self.summaries = h.collect(PointCloud2, f"{NS}/traversability")
-        self.diags = h.collect(DiagnosticArray, "/diagnostics")
+        self.masks = h.collect(Image, f"{self.ns}/mask")
+        self.summaries = h.collect(PointCloud2, f"{self.ns}/traversability")
+        self.all_diags = h.collect(DiagnosticArray, "/diagnostics")
+
+    @property
+    def diags(self) -> list:
+        """Diagnostics of this node only (every test node has its own name)."""
+        return [d for d in self.all_diags if d.status and d.status[0].name.startswith(f"{self.name}:")]
 
     def wait_connected(self):
         assert self.h.spin_until(
-            lambda: self.pub.get_subscription_count() > 0 and self.h.node.count_publishers(f"{NS}/mask") > 0, 30
+            lambda: self.pub.get_subscription_count() > 0 and self.h.node.count_publishers(f"{self.ns}/mask") > 0, 30
         ), "node did not come up"
         time.sleep(0.5)
 
@@ -238,9 +244,10 @@ def test_latest_frame_only(tmp_path, harness):
     seg.logits(x)
     forward = time.perf_counter() - t0
     del seg
-    node = NodeProcess(tmp_path, {"model_path": slow, "device": "cpu"}, {"image": "/slow/image"}, "slow")
+    remaps = {"image": "/slow/image", "__node": "slow_seg"}
+    node = NodeProcess(tmp_path, {"model_path": slow, "device": "cpu"}, remaps, "slow")
     try:
-        t = Topics(harness, "/slow/image")
+        t = Topics(harness, "/slow/image", node="slow_seg")
         t.wait_connected()
         frame = array_to_image(np.full((256, 256), 96, np.uint8), "mono8")
         t.send(frame, 7000)
@@ -264,10 +271,12 @@ def test_latest_frame_only(tmp_path, harness):
 
 def test_compressed_transport_and_corrupt_data(tmp_path, harness, tiny_model, navcam_frames):
     node = NodeProcess(
-        tmp_path, {"model_path": tiny_model, "transport": "compressed"}, {"image/compressed": "/cc/image/compressed"}
+        tmp_path,
+        {"model_path": tiny_model, "transport": "compressed"},
+        {"image/compressed": "/cc/image/compressed", "__node": "cc_seg"},
     )
     try:
-        t = Topics(harness, "/cc/image/compressed", CompressedImage)
+        t = Topics(harness, "/cc/image/compressed", CompressedImage, node="cc_seg")
         t.wait_connected()
         jpeg = navcam_frames[2].read_bytes()
         t.send(CompressedImage(format="jpeg", data=jpeg), 8000)
@@ -316,11 +325,11 @@ def test_module_entry_point_null_class_rover_mask_and_stale_warning(tmp_path, ha
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai4mars_perception.node", "--ros-args", "-p", f"model_path:={null_model}",
          "-p", f"rover_mask_path:={tmp_path / 'rover.png'}", "-p", "stale_timeout:=0.5",
-         "-r", "image:=/nm/image", "-r", "__node:=terrain_segmentation"],
+         "-r", "image:=/nm/image", "-r", "__node:=nm_seg"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        t = Topics(harness, "/nm/image")
+        t = Topics(harness, "/nm/image", node="nm_seg")
         t.wait_connected()
         assert t.h.spin_until(lambda: len(t.diags) > 0, 5)
         status = t.diags[-1].status[0]
@@ -344,9 +353,9 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models" / "ai4mars_unet_r18.onn
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="no trained model shipped yet (models/ai4mars_unet_r18.onnx)")
 def test_shipped_model_answers_navcam_frame(tmp_path, harness, navcam_frames):
-    node = NodeProcess(tmp_path, {}, {"image": "/shipped/image"}, "shipped")  # default model_path
+    node = NodeProcess(tmp_path, {}, {"image": "/shipped/image", "__node": "shipped_seg"}, "shipped")  # default model
     try:
-        t = Topics(harness, "/shipped/image")
+        t = Topics(harness, "/shipped/image", node="shipped_seg")
         t.wait_connected()
         t.send(array_to_image(read_image_file(navcam_frames[0]), "mono8"), 9500)
         m = t.answer_for(9500, 60)
