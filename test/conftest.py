@@ -41,3 +41,19 @@ def navcam_frames() -> list[Path]:
     frames = sorted(SAMPLES.glob("*.JPG"))
     assert frames, f"bundled sample frames missing in {SAMPLES}"
     return frames
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes():
+    """After the session, stop any child process a failed test may have left running (node processes
+    would otherwise keep publishing into later runs in the same ROS domain)."""
+    import signal
+    import subprocess
+
+    yield
+    out = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
+    for pid in map(int, out):
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
