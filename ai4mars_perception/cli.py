@@ -103,17 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
+def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None, user_errors: tuple[type[Exception], ...]) -> int:
+    """Parse, run ``args.func``; a user-facing error becomes one sentence on stderr and exit status 2."""
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except CliError as e:
-        print(f"ai4mars-perception: {e}", file=sys.stderr)
+    except user_errors as e:
+        print(f"{parser.prog}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ai4mars-perception: interrupted", file=sys.stderr)
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    return dispatch(build_parser(), argv, (CliError,))
 
 
 if __name__ == "__main__":

@@ -132,15 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except TrainingError as e:
-        print(f"ai4mars-train: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ai4mars-train: interrupted", file=sys.stderr)
-        return 130
+    """Entry point; returns the exit status."""
+    import warnings
+
+    from ai4mars_perception.cli import dispatch
+
+    # torch/fastai/pandas deprecation notices are for library authors, not for users of this CLI
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*mode.chained_assignment.*")
+    return dispatch(build_parser(), argv, (TrainingError,))
 
 
 if __name__ == "__main__":
