@@ -32,7 +32,7 @@ from torch import nn
 from ai4mars_perception.classes import CLASS_NAMES, IGNORE_INDEX, NULL_CLASS_NAME, NUM_CLASSES
 from ai4mars_training.dataset import Sample, read_label
 from ai4mars_training.errors import TrainingError
-from ai4mars_training.metrics import confusion, iou_per_class
+from ai4mars_training.metrics import confusion, summarize
 
 
 class ReadImage:
@@ -132,55 +132,40 @@ class SegLoss(nn.Module):
         return F.softmax(x, dim=1)
 
 
-class _ConfusionMetric(Metric):
-    """Accumulates a 4-class confusion matrix over the validation set (255 ignored, null class = miss)."""
+def _nan_to_zero(v: float | None) -> float:
+    return 0.0 if v is None or v != v else float(v)
+
+
+#: Metric name (as in history.csv and the model metadata) → how to read it from metrics.summarize().
+_READERS = {
+    "miou": lambda s: s["miou"],
+    "pixel_acc": lambda s: s["pixel_accuracy"],
+    "iou_big_rock": lambda s: s["iou"]["big_rock"],
+}
+
+
+class ConfusionMetric(Metric):
+    """One number (miou, pixel_acc, iou_big_rock) from the 4-class confusion matrix accumulated over the
+    validation set, 255 ignored, predictions outside the classes counted as misses."""
+
+    def __init__(self, metric: str) -> None:
+        if metric not in _READERS:
+            raise ValueError(f"unknown metric {metric!r}")
+        self.metric = metric
 
     def reset(self) -> None:
         self.cm = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
 
     def accumulate(self, learn: Learner) -> None:
-        pred = learn.pred.argmax(dim=1).cpu().numpy()
-        targ = learn.y.cpu().numpy()
-        self.cm += confusion(targ, pred)
-
-
-class MeanIoU(_ConfusionMetric):
-    """mIoU over the 4 AI4Mars classes (mean over classes present)."""
+        self.cm += confusion(learn.y.cpu().numpy(), learn.pred.argmax(dim=1).cpu().numpy())
 
     @property
     def value(self) -> float:
-        ious = iou_per_class(self.cm)
-        return float(np.nanmean(ious)) if np.isfinite(ious).any() else 0.0
+        return _nan_to_zero(_READERS[self.metric](summarize(self.cm, list(CLASS_NAMES))))
 
     @property
     def name(self) -> str:
-        return "miou"
-
-
-class PixelAccuracy(_ConfusionMetric):
-    """Fraction of labelled pixels predicted right."""
-
-    @property
-    def value(self) -> float:
-        total = self.cm.sum()
-        return float(np.trace(self.cm[:, :NUM_CLASSES]) / total) if total else 0.0
-
-    @property
-    def name(self) -> str:
-        return "pixel_acc"
-
-
-class BigRockIoU(_ConfusionMetric):
-    """IoU of the rare big-rock class, watched separately."""
-
-    @property
-    def value(self) -> float:
-        v = iou_per_class(self.cm)[3]
-        return 0.0 if np.isnan(v) else float(v)
-
-    @property
-    def name(self) -> str:
-        return "iou_big_rock"
+        return self.metric
 
 
 def median_frequency_weights(samples: list[Sample], null_class: bool, limit: int = 1000) -> torch.Tensor:
@@ -223,7 +208,7 @@ def load_encoder_weights(learn: Learner, path: Path) -> None:
 
 def build_learner(dls, n_out: int, pretrained: bool, weights: Path | None, loss: nn.Module, path: Path) -> Learner:
     """``unet_learner(dls, resnet18)``; ImageNet weights from fastai/torchvision, a local file, or none."""
-    metrics = [MeanIoU(), PixelAccuracy(), BigRockIoU()]
+    metrics = [ConfusionMetric(m) for m in _READERS]
     use_hub = pretrained and weights is None
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)

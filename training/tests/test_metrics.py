@@ -42,3 +42,28 @@ def test_class_predicted_but_absent_has_zero_iou():
 def test_everything_ignored():
     s = summarize(confusion(np.full(5, 255), np.zeros(5)), NAMES)
     assert np.isnan(s["miou"]) and s["pixels"] == 0
+
+
+def test_fastai_metric_matches_summary():
+    from types import SimpleNamespace
+
+    import torch
+    from ai4mars_training.learner import ConfusionMetric
+
+    target = torch.tensor([[[0, 0, 1, 3], [255, 2, 2, 3]]])
+    pred_ids = torch.tensor([[[0, 1, 1, 3], [0, 2, 0, 3]]])
+    logits = torch.nn.functional.one_hot(pred_ids, 4).permute(0, 3, 1, 2).float()
+    batch = SimpleNamespace(pred=logits, y=target)  # the two fields fastai hands a metric
+    want = summarize(confusion(target.numpy(), pred_ids.numpy()), NAMES)
+    got = {}
+    for name in ("miou", "pixel_acc", "iou_big_rock"):
+        m = ConfusionMetric(name)
+        m.reset()
+        m.accumulate(batch)
+        got[name] = m.value
+    assert got["miou"] == pytest.approx(want["miou"]) and got["pixel_acc"] == pytest.approx(
+        5 / 7
+    )  # 7 labelled pixels, 5 right
+    assert got["iou_big_rock"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        ConfusionMetric("f1")
