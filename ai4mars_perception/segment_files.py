@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import cv2
@@ -13,7 +12,6 @@ from ai4mars_perception.overlay import overlay
 from ai4mars_perception.segmenter import Segmenter
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"}
-log = logging.getLogger(__name__)
 
 
 def collect_images(inputs: list[str]) -> list[Path]:

@@ -84,7 +84,7 @@ def test_launch_file_declares_the_documented_arguments():
     assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
-def test_tools_work_without_ament_prefix_path(tmp_path):
+def test_tools_work_without_ament_prefix_path():
     """A fresh shell: no AMENT_PREFIX_PATH, no Fast DDS profile set; the tools find their own files."""
     import os
 

@@ -137,7 +137,7 @@ def test_rover_mask_and_null_class(null_model):
     assert (mask[:, :40] == IGNORE_INDEX).all() and (mask[:45, 40:] == 1).all()
 
 
-def test_model_errors(tmp_path, tiny_model):
+def test_model_errors(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         Segmenter(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"

@@ -61,7 +61,7 @@ def test_split_is_deterministic_and_stable():
     assert a != [i for i in ids if is_valid(i, 0.1, 7)]
 
 
-def test_split_rejects_bad_fraction(tmp_path):
+def test_split_rejects_bad_fraction():
     with pytest.raises(TrainingError, match="valid-pct"):
         split([], 1.5, 0)
 
