@@ -52,6 +52,21 @@ def bench_core(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, flo
     return _time(lambda: seg.segment(frame), repeats)
 
 
+def bench_stages(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median ms of the work the node adds around the forward pass, per frame."""
+    from ai4mars_perception.segmenter import Timings
+    from ai4mars_perception.traversability import summarize
+
+    runs = [Timings() for _ in range(repeats)]
+    masks = [seg.segment(frame, t) for t in runs]
+    summary = _time(lambda: summarize(masks[-1]), repeats)["median_ms"]
+    return {
+        "preprocess_ms": statistics.median(1000 * t.preprocess for t in runs),
+        "postprocess_ms": statistics.median(1000 * t.postprocess for t in runs),
+        "traversability_summary_ms": summary,
+    }
+
+
 def bench_node(
     model: str, frame: np.ndarray, repeats: int, device: str = "cpu", reliable: bool = False
 ) -> dict[str, float]:
@@ -63,7 +78,10 @@ def bench_node(
     from ai4mars_perception.ros_image import array_to_image
 
     env = ros_env()
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
+    # this process publishes 1 MiB frames best-effort: it needs the large shared-memory profile too
+    os.environ.update(
+        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
+    )
     name = "ai4mars_bench_segmentation"
     params = {"model_path": model, "device": device, "input_reliability": "reliable" if reliable else "best_effort"}
     proc = start_node(params, {"image": "/bench/image", "__node": name}, env)
@@ -120,6 +138,7 @@ def run_benchmark(
         "forward": fwd,
         "forward_gflops_per_s": gflop / (fwd["median_ms"] / 1000.0),
         "core_pipeline": bench_core(seg, frame, repeats),
+        "stages": bench_stages(seg, frame, repeats),
     }
     del seg
     if node:
@@ -139,6 +158,8 @@ def format_report(r: dict) -> str:
         f"frame {r['frame']} -> model input {r['model_input']}",
         f"forward (ONNX Runtime)   median {r['forward']['median_ms']:.1f} ms  p90 {r['forward']['p90_ms']:.1f} ms"
         f"  = {r['forward_gflops_per_s']:.0f} GFLOP/s",
+        f"added per frame          preprocess {r['stages']['preprocess_ms']:.1f} ms, postprocess "
+        f"{r['stages']['postprocess_ms']:.1f} ms, traversability {r['stages']['traversability_summary_ms']:.1f} ms",
         f"core pipeline            median {r['core_pipeline']['median_ms']:.1f} ms"
         f"  p90 {r['core_pipeline']['p90_ms']:.1f} ms",
     ]

@@ -98,11 +98,18 @@ def test_tools_work_without_ament_prefix_path():
 
 
 def test_bench_command_runs_end_to_end(tmp_path, tiny_model):
-    """Functional check of the benchmark code path (node process included); no timing is asserted."""
+    """Functional check of the benchmark code path (node process included); no timing is asserted.
+    Run as a user would, from a shell without a Fast DDS profile, with full-size 1 MiB best-effort frames."""
     import json
+    import os
 
     out = tmp_path / "bench.json"
-    assert main(["bench", "--model", str(tiny_model), "--size", "256", "--repeats", "2", "--json", str(out)]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
+    cmd = [sys.executable, "-m", "ai4mars_perception.cli", "bench", "--model", str(tiny_model), "--size", "1024",
+           "--repeats", "2", "--json", str(out)]  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["forward"]["n"] == 2 and report["node_end_to_end"]["n"] == 2
     assert report["node_end_to_end"]["node_peak_rss_mb"] > 0
+    assert set(report["stages"]) == {"preprocess_ms", "postprocess_ms", "traversability_summary_ms"}
