@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ai4mars_perception.runtime_env import default_model_path
+from ai4mars_perception.runtime_env import default_model_path, prepare_ros_environment
 
 
 class CliError(Exception):
@@ -118,6 +118,7 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None, user_error
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    prepare_ros_environment()  # before any sub-command starts DDS (bench, bag play)
     return dispatch(build_parser(), argv, (CliError,))
 
 
