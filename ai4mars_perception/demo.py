@@ -43,10 +43,7 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
     """Run the whole demo; returns the report that is also written to ``out/latency.json``."""
     import os
 
-    from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image, PointCloud2
-
-    from ai4mars_perception.traversability_msg import table_to_array
 
     try:
         meta = Segmenter(model, "cpu").metadata
@@ -107,13 +104,16 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
     with Reader(bag) as r:
         for c, stamp, data in r.messages():
             frames[stamp] = decode_bag_image(ts, c.msgtype, data)[1]
-    return _write_outputs(out, meta, frames, published, received, rss, serialize_message, table_to_array)
+    return _write_outputs(out, meta, frames, published, received, rss)
 
 
-def _write_outputs(out, meta, frames, published, received, rss, serialize_message, table_to_array) -> dict:
+def _write_outputs(out: Path, meta, frames: dict, published: dict, received: dict, rss: float) -> dict:
+    """Contact sheet, traversability CSV, recorded output bag and latency report."""
+    from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
 
     from ai4mars_perception.bag_tools import IMAGE, POINTCLOUD2, typestore
+    from ai4mars_perception.traversability_msg import table_to_array
 
     stamps = sorted(published)
     rows, caps, latencies = [], [], []
