@@ -8,7 +8,7 @@ PACKAGE = "ai4mars_perception"
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version="0.2.0",
     description="AI4Mars terrain segmentation node for ROS 2 (U-Net ResNet-18, ONNX Runtime)",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     data_files=[
@@ -16,7 +16,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
-        (f"share/{PACKAGE}/models", glob("models/*.onnx")),
+        *([(f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md"))] if glob("models/*.onnx") else []),
     ],
     python_requires=">=3.10",
     # ROS client libraries come from the ROS install or requirements/ros.txt, never from here.
@@ -26,15 +26,16 @@ setup(
         "onnxruntime>=1.17",
         "rosbags>=0.10",
         "tqdm",
-        "pyyaml",
+        "pyyaml",  # the node's params YAML, read by bag process / segment --params-file
+        "pillow",  # image decoding with the size checked before decoding, no decoder noise on stderr
     ],
     extras_require={"gpu": ["onnxruntime-gpu>=1.17"]},
     zip_safe=True,
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "terrain_segmentation = ai4mars_perception.node:main",
-            "ai4mars-perception = ai4mars_perception.cli:main",
+            "terrain_segmentation = ai4mars_perception.ros.node:main",
+            "ai4mars-perception = ai4mars_perception.tools.cli:main",
         ],
     },
 )

@@ -10,13 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-# Every test process: DDS stays on loopback, in a domain of its own.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 80))
+from ai4mars_perception.ros.environment import prepare_ros_environment  # noqa: E402
 
-from ai4mars_perception.runtime_env import prepare_ros_environment  # noqa: E402
-
-prepare_ros_environment()
+# Every test process: DDS stays on loopback, in a domain of its own (kept when the Makefile chose one).
+prepare_ros_environment(loopback=True)
 
 from tiny_model import brightness_model  # noqa: E402
 

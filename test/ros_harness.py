@@ -9,7 +9,8 @@ from pathlib import Path
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ai4mars_perception.processes import ros_env, start_node, stop
+from ai4mars_perception.ros.environment import child_env
+from ai4mars_perception.tools.processes import start_node, stop
 
 
 def qos(reliable: bool, depth: int = 10) -> QoSProfile:
@@ -54,7 +55,7 @@ class NodeProcess:
 
     def __init__(self, tmp: Path, params: dict, remaps: dict | None = None, name: str = "node") -> None:
         self.log = tmp / f"{name}.log"
-        self.proc = start_node(params, remaps, ros_env(), self.log)
+        self.proc = start_node(params, remaps, child_env(), self.log)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

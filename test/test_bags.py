@@ -13,11 +13,13 @@ from ros_harness import Harness, NodeProcess
 from rosbags.rosbag2 import Reader, Writer
 from sensor_msgs.msg import Image
 
-from ai4mars_perception.bag_tools import make_bag, process_bag, typestore
-from ai4mars_perception.cli import main
-from ai4mars_perception.image_codec import read_image_file
-from ai4mars_perception.processes import ros_env
-from ai4mars_perception.segmenter import Segmenter
+from ai4mars_perception.core.image_codec import read_image_file
+from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
+from ai4mars_perception.ros.environment import child_env
+from ai4mars_perception.tools.bag_io import typestore
+from ai4mars_perception.tools.bag_make import make_bag
+from ai4mars_perception.tools.bag_process import process_bag
+from ai4mars_perception.tools.cli import main
 
 START = 1_000_000.0  # seconds: bag time far from wall time, to prove use_sim_time
 
@@ -84,8 +86,8 @@ def test_make_errors(tmp_path, raw_bag, capsys):
 
 def test_process_writes_inputs_and_node_outputs(tmp_path, raw_bag, tiny_model):
     out = tmp_path / "processed"
-    seg = Segmenter(tiny_model, "cpu")
-    r = process_bag(raw_bag, out, seg, csv_path=tmp_path / "s.csv", png_dir=tmp_path / "png")
+    pipeline = Pipeline(PipelineConfig(model_path=str(tiny_model), device="cpu"))
+    r = process_bag(raw_bag, out, pipeline, csv_path=tmp_path / "s.csv", png_dir=tmp_path / "png")
     assert (r.frames, r.processed, r.failed) == (4, 4, 0)
     summary = _mcap_summary(out)
     assert summary["/terrain_segmentation/mask"] == ("sensor_msgs/msg/Image", 4)
@@ -97,7 +99,7 @@ def test_process_writes_inputs_and_node_outputs(tmp_path, raw_bag, tiny_model):
     for (s_in, m_in), (s_out, m_out) in zip(inputs, masks):
         assert s_in == s_out and m_in.header.stamp == m_out.header.stamp and m_out.header.frame_id == "navcam_left"
         frame = m_in.data.reshape(1024, 1024)
-        assert np.array_equal(m_out.data.reshape(1024, 1024), seg.segment(frame))
+        assert np.array_equal(m_out.data.reshape(1024, 1024), pipeline.process(frame).mask)
     table = msgs["/terrain_segmentation/traversability"][0][1]
     assert [f.name for f in table.fields][:3] == ["region", "verdict", "soil"] and table.width == 4
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
@@ -118,12 +120,18 @@ def _bag_with(path: Path, frames: list[tuple[str, object]]) -> Path:
     return path
 
 
-def test_process_counts_bad_frames_and_goes_on(tmp_path, tiny_model):
-    from ai4mars_perception.bag_tools import _header, image_message
-
+def _rosbags_image(stamp_s: int, value: int = 96, size: int = 32):
+    """A sensor_msgs/Image built with rosbags' own types (independent of the package's message code)."""
     ts = typestore()
-    good = image_message(ts, np.full((32, 32), 96, np.uint8), "mono8", _header(ts, 1, "cam"))
-    bad = image_message(ts, np.full((32, 32), 96, np.uint8), "mono8", _header(ts, 2, "cam"))
+    T = ts.types
+    header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=stamp_s, nanosec=0), frame_id="cam")
+    data = np.full(size * size, value, np.uint8)
+    return T["sensor_msgs/msg/Image"](header=header, height=size, width=size, encoding="mono8", is_bigendian=0,
+                                      step=size, data=data)  # fmt: skip
+
+
+def test_process_counts_bad_frames_and_goes_on(tmp_path, tiny_model):
+    good, bad = _rosbags_image(1), _rosbags_image(2)
     bad.encoding = "yuv422"
     bag = _bag_with(tmp_path / "in", [("/img", good), ("/img", bad), ("/img", good)])
     out = tmp_path / "out"
@@ -134,28 +142,6 @@ def test_process_counts_bad_frames_and_goes_on(tmp_path, tiny_model):
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "unsupported encoding" in rows[1]["error"]
     assert _mcap_summary(out)["/terrain_segmentation/mask"][1] == 2
-
-
-class _Interrupting:
-    """The real segmenter, interrupted (as by Ctrl-C) at the third frame."""
-
-    def __init__(self, seg: Segmenter) -> None:
-        self.seg, self.metadata, self.calls = seg, seg.metadata, 0
-
-    def segment(self, gray, timings=None):
-        self.calls += 1
-        if self.calls == 3:
-            raise KeyboardInterrupt
-        return self.seg.segment(gray, timings)
-
-
-def test_interrupted_process_leaves_nothing_and_reruns(tmp_path, raw_bag, tiny_model):
-    out, csv_path = tmp_path / "out", tmp_path / "out.csv"
-    seg = Segmenter(tiny_model, "cpu")
-    with pytest.raises(KeyboardInterrupt):
-        process_bag(raw_bag, out, _Interrupting(seg), csv_path=csv_path)
-    assert not out.exists() and not csv_path.exists() and not list(tmp_path.glob(".*partial*"))
-    assert process_bag(raw_bag, out, seg, csv_path=csv_path).processed == 4
 
 
 def test_bad_bags_give_clear_errors(tmp_path, raw_bag, tiny_model, capsys):
@@ -194,7 +180,7 @@ def test_bad_bags_give_clear_errors(tmp_path, raw_bag, tiny_model, capsys):
 
 
 def test_play_into_node_with_sim_time(tmp_path, raw_bag, tiny_model):
-    env = ros_env()
+    env = child_env()
     remaps = {"image": "/navcam/left/image_raw", "__node": "play_seg"}
     node = NodeProcess(tmp_path, {"model_path": tiny_model, "use_sim_time": True}, remaps)
     h = Harness("bag_play_recorder")
@@ -204,7 +190,17 @@ def test_play_into_node_with_sim_time(tmp_path, raw_bag, tiny_model):
     diags = h.collect(DiagnosticArray, "/diagnostics")
     try:
         assert h.spin_until(lambda: h.node.count_publishers("/play_seg/mask") > 0, 30)
-        cli = [sys.executable, "-m", "ai4mars_perception.cli", "bag", "play", str(raw_bag), "--clock", "--rate", "2"]
+        cli = [
+            sys.executable,
+            "-m",
+            "ai4mars_perception.tools.cli",
+            "bag",
+            "play",
+            str(raw_bag),
+            "--clock",
+            "--rate",
+            "2",
+        ]
         player = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert h.spin_until(lambda: len(masks) >= 4 or player.poll() is not None and len(masks) >= 4, 60)
         assert player.wait(30) == 0

@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 from tiny_model import CENTRES, brightness_model, expected_class
 
-from ai4mars_perception.classes import IGNORE_INDEX, TERRAIN_CLASSES, color_lut
-from ai4mars_perception.image_codec import ImageDecodeError, decode_compressed, decode_raw, read_image_file, to_gray8
-from ai4mars_perception.model_metadata import MetadataError, ModelMetadata
-from ai4mars_perception.overlay import overlay
-from ai4mars_perception.segmenter import ModelLoadError, Segmenter, select_providers
-from ai4mars_perception.traversability import (
+from ai4mars_perception.core.classes import IGNORE_INDEX, TERRAIN_CLASSES, color_lut
+from ai4mars_perception.core.image_codec import (
+    ImageDecodeError,
+    decode_compressed,
+    decode_raw,
+    read_image_file,
+    to_gray8,
+)
+from ai4mars_perception.core.model_metadata import MetadataError, ModelMetadata
+from ai4mars_perception.core.overlay import overlay
+from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, select_providers
+from ai4mars_perception.core.traversability import (
     TABLE_DTYPE,
     TraversabilityConfig,
     Verdict,

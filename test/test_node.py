@@ -17,12 +17,13 @@ from ros_harness import Harness, NodeProcess, qos
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from tiny_model import brightness_model, expected_class
 
-from ai4mars_perception.image_codec import read_image_file
-from ai4mars_perception.processes import node_command, ros_env
-from ai4mars_perception.ros_image import array_to_image
-from ai4mars_perception.segmenter import Segmenter
-from ai4mars_perception.traversability import TABLE_FIELDS
-from ai4mars_perception.traversability_msg import table_to_array
+from ai4mars_perception.core.image_codec import read_image_file
+from ai4mars_perception.core.segmenter import Segmenter
+from ai4mars_perception.core.traversability import TABLE_FIELDS
+from ai4mars_perception.ros.environment import child_env
+from ai4mars_perception.ros.messages import image_msg as array_to_image
+from ai4mars_perception.ros.messages import table_from_msg as table_to_array
+from ai4mars_perception.tools.processes import node_command
 
 NODE = "terrain_segmentation"
 NS = f"/{NODE}"
@@ -301,7 +302,7 @@ def test_missing_or_invalid_model_exits_nonzero(tmp_path):
             model.write_bytes(b"junk")
         r = subprocess.run(
             [*node_command(), "--ros-args", "-p", f"model_path:={model}"],
-            env=ros_env(),
+            env=child_env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -315,12 +316,12 @@ def test_module_entry_point_null_class_rover_mask_and_stale_warning(tmp_path, ha
     as 255; before any input, diagnostics warn that the input is stale."""
     import sys
 
-    from ai4mars_perception import processes
+    from ai4mars_perception.tools import processes
 
     rover = np.zeros((8, 8), np.uint8)
     rover[:, 6:] = 1  # right quarter of the frame is rover body
     cv2.imwrite(str(tmp_path / "rover.png"), rover)
-    env = ros_env()
+    env = child_env()
     log = open(tmp_path / "m.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ai4mars_perception.node", "--ros-args", "-p", f"model_path:={null_model}",

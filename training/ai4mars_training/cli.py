@@ -36,7 +36,14 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--focal-gamma", type=float, default=2.0)
     p.add_argument("--class-weights", default="auto", help="auto (median frequency), none, or w0,w1,w2,w3")
     p.add_argument("--no-augment", dest="augment", action="store_false")
-    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="no mixed precision on GPU")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="auto: fp16 on a GPU, bf16 autocast + channels_last on a CPU with AVX512-BF16/AMX, "
+                   "else fp32")  # fmt: skip
+    p.add_argument("--crop", type=int, default=0, help="train on random N x N windows of the frames (no rescaling); "
+                   "validation uses whole frames")  # fmt: skip
+    p.add_argument("--time-budget", type=float, default=0.0, metavar="MINUTES",
+                   help="fit the one-cycle schedule into this wall-clock time; --epochs is then the upper "
+                   "bound")  # fmt: skip
     p.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0: off)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/models/last.pth")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
@@ -50,7 +57,8 @@ def _fit_config(a: argparse.Namespace):
         data=a.data, out=a.out, size=a.size, batch_size=a.bs, epochs=a.epochs, lr=a.lr, freeze_epochs=a.freeze_epochs,
         valid_pct=a.valid_pct, seed=a.seed, pretrained=a.pretrained, pretrained_weights=a.pretrained_weights,
         null_class=a.null_class, ignore_rover=a.ignore_rover, ignore_range=a.ignore_range, loss=a.loss,
-        focal_gamma=a.focal_gamma, class_weights=a.class_weights, augment=a.augment, fp16=a.fp16,
+        focal_gamma=a.focal_gamma, class_weights=a.class_weights, augment=a.augment, precision=a.precision,
+        crop=a.crop, time_budget=a.time_budget,
         patience=a.patience, resume=a.resume, num_workers=a.workers, limit=a.limit,
     )  # fmt: skip
 
@@ -100,6 +108,26 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    from ai4mars_training.bench import bench
+
+    cfg = _fit_config(a)
+    cfg.pretrained, cfg.pretrained_weights = False, None  # throughput does not depend on the start weights
+    rows = bench(cfg, a.precisions.split(","), [int(c) for c in a.crops.split(",")], a.steps)
+    base = next((r for r in rows if r["precision"] == "fp32"), None)
+    fp32 = {r["crop"]: r["images_per_s"] for r in rows if r["precision"] == "fp32"}
+    for r in rows:
+        r["speedup_vs_fp32_same_crop"] = round(r["images_per_s"] / fp32[r["crop"]], 2) if r["crop"] in fp32 else None
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({"rows": rows, "threads": __import__("torch").get_num_threads()}, indent=2))
+    if base:
+        best = max(rows, key=lambda r: r["images_per_s"])
+        print(f"fastest: {best['precision']} crop {best['crop']}², {best['images_per_s'] / base['images_per_s']:.2f}x "
+              f"the fp32 crop-{base['crop']}² images/s")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai4mars-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lr-find", help="fastai learning-rate finder (plot + suggestion)")
     _fit_args(p)
     p.set_defaults(func=cmd_lr_find)
+    p = sub.add_parser("bench", help="training throughput (images/s) per precision and crop, on real frames")
+    _fit_args(p)
+    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (GPU)")
+    p.add_argument("--crops", default="128", help="comma-separated crop sizes (0: whole frames)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per configuration (after 2 warm-up steps)")
+    p.add_argument("--json", help="also write the table to this JSON file")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("evaluate", help="IoU per class, mIoU, accuracy, confusion matrix, worst images")
     _data_args(p)
     p.add_argument("--model", required=True, help="exported model.onnx, or a learner .pkl")
@@ -135,13 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     import warnings
 
-    from ai4mars_perception.cli import dispatch
-
     # torch/fastai/pandas deprecation notices are for library authors, not for users of this CLI
     for category in (FutureWarning, DeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*mode.chained_assignment.*")
-    return dispatch(build_parser(), argv, (TrainingError,))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingError as e:
+        print(f"{parser.prog}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

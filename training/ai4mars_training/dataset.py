@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ai4mars_perception.classes import IGNORE_INDEX, NUM_CLASSES
+from ai4mars_perception.core.classes import IGNORE_INDEX, NUM_CLASSES
 from ai4mars_training.errors import TrainingError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ai4mars_perception.classes import CLASS_NAMES
-from ai4mars_perception.contact_sheet import contact_sheet, legend, save_rgb
-from ai4mars_perception.image_codec import read_image_file
-from ai4mars_perception.overlay import colorize
-from ai4mars_perception.segmenter import ModelLoadError, Segmenter
+from ai4mars_perception.core.classes import CLASS_NAMES
+from ai4mars_perception.core.contact_sheet import contact_sheet, legend, save_rgb
+from ai4mars_perception.core.image_codec import read_image_file
+from ai4mars_perception.core.overlay import colorize
+from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter
 from ai4mars_training.dataset import read_label, scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.metrics import confusion, iou_per_class, summarize
@@ -26,7 +26,7 @@ def open_model(
     """An ONNX file directly; a learner .pkl is exported to a temporary ONNX first (same core either way)."""
     tmp = None
     if model.suffix == ".pkl":
-        from ai4mars_perception.model_metadata import InputSpec, ModelMetadata
+        from ai4mars_perception.core.model_metadata import InputSpec, ModelMetadata
         from ai4mars_training.export import export_onnx, learner_classes, learner_input_size, load_learner_file
 
         learn = load_learner_file(model)

@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 import torch
 
-from ai4mars_perception.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
-from ai4mars_perception.model_metadata import METADATA_KEY, InputSpec, ModelMetadata
-from ai4mars_perception.segmenter import Segmenter
+from ai4mars_perception.core.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
+from ai4mars_perception.core.model_metadata import METADATA_KEY, InputSpec, ModelMetadata
+from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_training.errors import TrainingError
 
 _MISSING_ATTR = re.compile(r"Can't get attribute '([A-Za-z_][A-Za-z0-9_]*)' on <module '__main__'")
@@ -126,8 +126,7 @@ def parity(model: torch.nn.Module, onnx_path: Path, frames: list[np.ndarray]) ->
 
 def sample_frames(folder: Path | None, size: int, n: int = 8) -> list[np.ndarray]:
     """Up to ``n`` gray frames from a folder (any image files), or seeded random frames without one."""
-    from ai4mars_perception.image_codec import read_image_file
-    from ai4mars_perception.segment_files import collect_images
+    from ai4mars_perception.core.image_codec import collect_images, read_image_file
 
     if folder is not None:
         files = collect_images([str(folder)])[:n]

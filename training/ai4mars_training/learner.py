@@ -22,6 +22,7 @@ from fastai.vision.all import (
     MaskBlock,
     Metric,
     Normalize,
+    RandomCrop,
     aug_transforms,
     imagenet_stats,
     resnet18,
@@ -29,7 +30,7 @@ from fastai.vision.all import (
 )
 from torch import nn
 
-from ai4mars_perception.classes import CLASS_NAMES, IGNORE_INDEX, NULL_CLASS_NAME, NUM_CLASSES
+from ai4mars_perception.core.classes import CLASS_NAMES, IGNORE_INDEX, NULL_CLASS_NAME, NUM_CLASSES
 from ai4mars_training.dataset import Sample, read_label
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.metrics import confusion, summarize
@@ -86,10 +87,20 @@ class DataConfig:
     ignore_range: bool = False
     augment: bool = True
     num_workers: int = 0
+    crop: int = 0
+
+
+def train_crop(size: int) -> RandomCrop:
+    """Random ``size``² windows of the full frames (same window for image and mask), training set only:
+    no rescaling, so objects keep the scale the node sees; validation keeps whole frames."""
+    crop = RandomCrop(size)
+    crop.split_idx = 0  # fastai's RandomCrop centre-crops the validation set; we validate on full frames
+    return crop
 
 
 def build_dls(train: list[Sample], valid: list[Sample], cfg: DataConfig, seed: int, device=None):
-    """fastai DataLoaders with Navcam-friendly augmentation (flips, small rotation/zoom, lighting)."""
+    """fastai DataLoaders with Navcam-friendly augmentation (flips, small rotation/zoom, lighting), optionally
+    on random native-scale crops of the training frames."""
     aug = (
         aug_transforms(do_flip=True, flip_vert=False, max_rotate=5.0, max_zoom=1.1, max_lighting=0.2, max_warp=0.0)
         if cfg.augment
@@ -97,6 +108,7 @@ def build_dls(train: list[Sample], valid: list[Sample], cfg: DataConfig, seed: i
     )
     block = DataBlock(
         blocks=(ImageBlock, MaskBlock(class_codes(cfg.null_class))),
+        item_tfms=[train_crop(cfg.crop)] if cfg.crop and cfg.crop < cfg.size else [],
         get_x=ReadImage(cfg.size),
         get_y=ReadLabel(cfg.size, cfg.null_class, cfg.ignore_rover, cfg.ignore_range),
         splitter=FuncSplitter(InValid({s.id for s in valid})),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ai4mars_perception.classes import NUM_CLASSES
+from ai4mars_perception.core.classes import NUM_CLASSES
 
 
 def confusion(target: np.ndarray, pred: np.ndarray, n: int = NUM_CLASSES) -> np.ndarray:

@@ -8,17 +8,17 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback
 from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, rank_distrib
 from fastai.torch_core import set_seed
 
+from ai4mars_training.callbacks import BF16Autocast, SaveLast, TimeBudget, resolve_precision
 from ai4mars_training.dataset import scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.learner import DataConfig, SegLoss, build_dls, build_learner, median_frequency_weights
@@ -44,21 +44,13 @@ class FitConfig:
     focal_gamma: float = 2.0
     class_weights: str = "auto"
     augment: bool = True
-    fp16: bool = True
+    precision: str = "auto"
+    crop: int = 0
+    time_budget: float = 0.0
     patience: int = 0
     resume: bool = False
     num_workers: int = 0
     limit: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-class SaveLast(Callback):
-    """Save weights and optimizer state after every epoch as ``models/last.pth`` (for --resume)."""
-
-    order = 61
-
-    def after_epoch(self) -> None:
-        self.learn.save("last", with_opt=True)
 
 
 class _DistributedDL(DistributedDL):
@@ -116,8 +108,17 @@ def prepare(cfg: FitConfig):
     found = scan(cfg.data)
     samples = found.samples[: cfg.limit] if cfg.limit else found.samples
     train, valid = split(samples, cfg.valid_pct, cfg.seed)
+    if cfg.crop and not 16 <= cfg.crop <= cfg.size:
+        raise TrainingError(f"--crop must be between 16 and the training size {cfg.size}")
     dcfg = DataConfig(
-        cfg.size, cfg.batch_size, cfg.null_class, cfg.ignore_rover, cfg.ignore_range, cfg.augment, cfg.num_workers
+        cfg.size,
+        cfg.batch_size,
+        cfg.null_class,
+        cfg.ignore_rover,
+        cfg.ignore_range,
+        cfg.augment,
+        cfg.num_workers,
+        cfg.crop,
     )
     dls = build_dls(train, valid, dcfg, cfg.seed)
     weights = _weights(cfg, train)
@@ -140,6 +141,20 @@ def prepare(cfg: FitConfig):
     return learn, info
 
 
+def with_precision(learn, choice: str):
+    """Apply ``--precision`` to a learner: fastai's fp16 on a GPU, our bf16 autocast callback, or fp32.
+    Returns (learner, resolved precision)."""
+    try:
+        precision = resolve_precision(choice, torch.cuda.is_available())
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    if precision == "fp16":
+        learn = learn.to_fp16()
+    elif precision == "bf16":
+        learn.add_cb(BF16Autocast())
+    return learn, precision
+
+
 def _ids_digest(ids: list[str]) -> str:
     import hashlib
 
@@ -148,7 +163,7 @@ def _ids_digest(ids: list[str]) -> str:
 
 def fit(cfg: FitConfig) -> dict:
     """Train; on rank 0 write models/best.pth, learner.pkl, history.csv and run.json into ``cfg.out``."""
-    t0 = time.time()
+    t0, start = time.time(), time.monotonic()
     learn, info = prepare(cfg)
     out = Path(cfg.out)  # absolute since prepare()
     rank0 = rank_distrib() == 0
@@ -159,8 +174,10 @@ def fit(cfg: FitConfig) -> dict:
         cbs.append(CSVLogger(fname="history.csv", append=cfg.resume))  # relative to learn.path = out
     if cfg.patience and not distributed:
         cbs.append(EarlyStoppingCallback(monitor="miou", comp=np.greater, patience=cfg.patience))
-    if cfg.fp16 and torch.cuda.is_available():
-        learn = learn.to_fp16()
+    learn, precision = with_precision(learn, cfg.precision)
+    info["precision"] = precision
+    # the budget counts from the start of fit(); it shapes the (unfrozen) one-cycle phase
+    budget = TimeBudget(cfg.time_budget, start=start) if cfg.time_budget else None
     if cfg.resume:
         last = out / "models" / "last.pth"
         if not last.is_file():
@@ -168,16 +185,22 @@ def fit(cfg: FitConfig) -> dict:
         learn.load("last", with_opt=True)
     ctx = _distributed(learn) if distributed else contextlib.nullcontext()
     with ctx:
+        main_cbs = cbs + ([budget] if budget else [])
         if info["pretrained"] != "none" and cfg.freeze_epochs and not cfg.resume:
-            learn.fine_tune(cfg.epochs, base_lr=cfg.lr, freeze_epochs=cfg.freeze_epochs, cbs=cbs)
+            # fastai's fine_tune, spelled out so that the time budget shapes only the unfrozen phase
+            learn.freeze()
+            learn.fit_one_cycle(cfg.freeze_epochs, slice(cfg.lr), pct_start=0.99, cbs=cbs)
+            learn.unfreeze()
+            learn.fit_one_cycle(cfg.epochs, slice(cfg.lr / 200, cfg.lr / 2), pct_start=0.3, div=5.0, cbs=main_cbs)
         else:
             learn.unfreeze()
-            learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=cbs)
+            learn.fit_one_cycle(cfg.epochs, cfg.lr, cbs=main_cbs)
     if not rank0:
         return {}
     # SaveModelCallback has loaded the best weights at the end of fit
-    if hasattr(learn, "to_fp32"):
+    if precision == "fp16":
         learn = learn.to_fp32()
+    learn.remove_cb(BF16Autocast)
     learn.export("learner.pkl")  # relative to learn.path = out
     history = _read_history(out / "history.csv")
     best = max(history, key=lambda r: r.get("miou", -1)) if history else {}
@@ -191,6 +214,8 @@ def fit(cfg: FitConfig) -> dict:
         "world_size": max(1, num_distrib()),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "torch": torch.__version__,
+        "precision": precision,
+        "time_budget": None if budget is None else {"minutes": cfg.time_budget, "epochs_decided": budget.decided},
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return run
@@ -222,6 +247,7 @@ def lr_find(cfg: FitConfig, plot: Path) -> float:
     import matplotlib.pyplot as plt
 
     learn, _ = prepare(cfg)
+    learn, _ = with_precision(learn, cfg.precision)
     if not cfg.pretrained and cfg.pretrained_weights is None:
         learn.unfreeze()
     suggestion = learn.lr_find(show_plot=True)

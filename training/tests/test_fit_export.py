@@ -15,9 +15,9 @@ import onnx
 import pytest
 from ai4mars_training.cli import main
 
-from ai4mars_perception.image_codec import read_image_file
-from ai4mars_perception.model_metadata import METADATA_KEY, ModelMetadata
-from ai4mars_perception.segmenter import Segmenter
+from ai4mars_perception.core.image_codec import read_image_file
+from ai4mars_perception.core.model_metadata import METADATA_KEY, ModelMetadata
+from ai4mars_perception.core.segmenter import Segmenter
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "navcam"
 FIT = ["--size", "64", "--epochs", "1", "--no-pretrained", "--bs", "4", "--valid-pct", "0.25"]

@@ -1,28 +1,14 @@
-"""Start the node as a separate process with a loopback-only DDS environment (bench, demo, tests)."""
+"""Start the node as a separate process (bench, demo, tests); an rclpy context of a tool's own."""
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from ai4mars_perception.runtime_env import PROFILE_FILE, config_path
-
-
-def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for ROS processes: loopback discovery, own domain id, large-SHM Fast DDS profile."""
-    env = dict(os.environ if base is None else base)
-    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    env["ROS_DOMAIN_ID"] = str(
-        domain_id if domain_id is not None else env.get("ROS_DOMAIN_ID") or random.randint(1, 100)
-    )
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(PROFILE_FILE)))
-    env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+from ai4mars_perception.ros.environment import child_env
 
 
 def node_command() -> list[str]:
@@ -40,14 +26,18 @@ def start_node(
     env: dict[str, str] | None = None,
     log_path: str | os.PathLike | None = None,
 ) -> subprocess.Popen:
-    """Start ``terrain_segmentation`` with ``-p name:=value`` parameters and ``-r from:=to`` remappings."""
+    """Start ``terrain_segmentation`` with ``-p name:=value`` parameters (``params_file``: ``--params-file``)
+    and ``-r from:=to`` remappings, in :func:`child_env` unless ``env`` is given."""
     cmd = [*node_command(), "--ros-args"]
     for k, v in params.items():
+        if k == "params_file":
+            cmd += ["--params-file", str(v)]
+            continue
         cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
     for k, v in (remaps or {}).items():
         cmd += ["-r", f"{k}:={v}"]
     out = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(cmd, env=env or ros_env(), stdout=out, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, env=env or child_env(), stdout=out, stderr=subprocess.STDOUT)
 
 
 def peak_rss_mb(pid: int) -> float:

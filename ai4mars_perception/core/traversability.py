@@ -7,7 +7,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from ai4mars_perception.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, TERRAIN_CLASSES
+from ai4mars_perception.core.classes import CLASS_NAMES, NUM_CLASSES, TERRAIN_CLASSES
 
 
 class Verdict(IntEnum):
@@ -111,11 +111,6 @@ def summarize(mask: np.ndarray, config: TraversabilityConfig | None = None) -> F
         for name, a, b in zip(sector_names(config.sectors), edges[:-1], edges[1:])
     ]
     return FrameSummary(summarize_region("frame", mask, config), sectors)
-
-
-def mask_is_valid(mask: np.ndarray) -> bool:
-    """True when every value is a class id or the unknown value."""
-    return bool(np.isin(np.unique(mask), [*range(NUM_CLASSES), IGNORE_INDEX]).all())
 
 
 #: Field layout of the traversability table (one row per region); see traversability_msg for the message.

@@ -6,57 +6,48 @@ contact sheet (input | overlay | mask), per-frame traversability CSV, latency JS
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
-from ai4mars_perception.runtime_env import prepare_ros_environment, share_dir
+import cv2
+import numpy as np
 
-prepare_ros_environment()
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ai4mars_perception.bag_tools import BagError, BagPlayer, make_bag  # noqa: E402
-from ai4mars_perception.classes import CLASS_NAMES, UNKNOWN_COLOR  # noqa: E402
-from ai4mars_perception.contact_sheet import contact_sheet, legend, save_rgb  # noqa: E402
-from ai4mars_perception.overlay import colorize  # noqa: E402
-from ai4mars_perception.processes import RosSession, peak_rss_mb, ros_env, start_node, stop  # noqa: E402
-from ai4mars_perception.segmenter import ModelLoadError, Segmenter  # noqa: E402
-from ai4mars_perception.traversability import TABLE_FIELDS, Verdict  # noqa: E402
+from ai4mars_perception.core.classes import CLASS_NAMES, UNKNOWN_COLOR
+from ai4mars_perception.core.contact_sheet import contact_sheet, legend, save_rgb
+from ai4mars_perception.core.overlay import colorize
+from ai4mars_perception.core.params import NODE_NAME
+from ai4mars_perception.core.paths import default_model_path
+from ai4mars_perception.core.segmenter import Segmenter
+from ai4mars_perception.core.traversability import TABLE_FIELDS, Verdict
+from ai4mars_perception.tools.bag_io import IMAGE, POINTCLOUD2, read_frames, typestore
+from ai4mars_perception.tools.errors import ToolError
 
 TOPIC = "/navcam/left/image_raw"
 OUTPUTS = ("mask", "overlay", "traversability")
-
-
-def _stamp(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "navcam"
 
 
 def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dict:
     """Run the whole demo; returns the report that is also written to ``out/latency.json``."""
-    import os
-
     from sensor_msgs.msg import Image, PointCloud2
 
-    try:
-        meta = Segmenter(model, "cpu").metadata
-    except ModelLoadError as e:
-        raise SystemExit(f"demo: {e}") from None
+    from ai4mars_perception.ros.environment import child_env
+    from ai4mars_perception.ros.messages import stamp_ns
+    from ai4mars_perception.tools.bag_make import make_bag
+    from ai4mars_perception.tools.bag_play import BagPlayer
+    from ai4mars_perception.tools.processes import RosSession, peak_rss_mb, start_node, stop
+
+    meta = Segmenter(model, "cpu").metadata
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     bag = out / "navcam_input"
     n = make_bag([str(frames_dir)], bag, rate=rate)
-    env = ros_env()
-    os.environ.update(
-        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
-    )
+    env = child_env()
     print(
         f"demo: {n} Navcam frames → {bag}; node with {model.name} ({meta.model_version}), "
         f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}"
@@ -70,22 +61,21 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
     def keep(kind: str):
         def cb(msg) -> None:
             with lock:
-                received[kind][_stamp(msg.header)] = (time.perf_counter(), msg)
+                received[kind][stamp_ns(msg.header)] = (time.perf_counter(), msg)
 
         return cb
 
     for kind, typ in (("mask", Image), ("overlay", Image), ("traversability", PointCloud2)):
-        node.create_subscription(typ, f"/terrain_segmentation/{kind}", keep(kind), 10)
+        node.create_subscription(typ, f"/{NODE_NAME}/{kind}", keep(kind), 10)
     spinner = threading.Thread(target=ros.executor.spin, daemon=True)
     spinner.start()
     published: dict[int, float] = {}
-    frames: dict[int, np.ndarray] = {}
     try:
         player = BagPlayer(node, bag)
         deadline = time.monotonic() + 60
-        while node.count_publishers("/terrain_segmentation/mask") == 0 or not player.wait_for_subscribers(0.1):
+        while node.count_publishers(f"/{NODE_NAME}/mask") == 0 or not player.wait_for_subscribers(0.1):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"demo: the node did not start; see {out / 'node.log'}")
+                raise ToolError(f"the node did not start; see {out / 'node.log'}")
         time.sleep(1.0)  # let discovery settle for the output topics too
         player.play(rate, lambda conn, stamp: published.__setitem__(stamp, time.perf_counter()))
         end = time.monotonic() + 30
@@ -96,14 +86,7 @@ def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dic
     finally:
         ros.close()
         stop(proc)
-    from rosbags.rosbag2 import Reader
-
-    from ai4mars_perception.bag_tools import decode_bag_image, typestore
-
-    ts = typestore()
-    with Reader(bag) as r:
-        for c, stamp, data in r.messages():
-            frames[stamp] = decode_bag_image(ts, c.msgtype, data)[1]
+    frames = read_frames(bag)
     return _write_outputs(out, meta, frames, published, received, rss)
 
 
@@ -112,8 +95,7 @@ def _write_outputs(out: Path, meta, frames: dict, published: dict, received: dic
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import Writer
 
-    from ai4mars_perception.bag_tools import IMAGE, POINTCLOUD2, typestore
-    from ai4mars_perception.traversability_msg import table_to_array
+    from ai4mars_perception.ros.messages import image_array, table_from_msg
 
     stamps = sorted(published)
     rows, caps, latencies = [], [], []
@@ -127,20 +109,14 @@ def _write_outputs(out: Path, meta, frames: dict, published: dict, received: dic
             t_mask, mask_msg = received["mask"][stamp]
             e2e = 1000.0 * (t_mask - published[stamp])
             latencies.append(e2e)
-            mask = np.frombuffer(bytes(mask_msg.data), np.uint8).reshape(mask_msg.height, mask_msg.step)[
-                :, : mask_msg.width
-            ]
-            table = table_to_array(received["traversability"][stamp][1])
+            mask = image_array(mask_msg)
+            table = table_from_msg(received["traversability"][stamp][1])
             for row in table:
                 region = ["frame", "left", "centre", "right"][row["region"]] if len(table) == 4 else int(row["region"])
                 w.writerow([i, stamp, region, Verdict(int(row["verdict"])).name.lower(),
                             *[f"{float(row[k]):.4f}" for k in TABLE_FIELDS[2:]], f"{e2e:.1f}"])  # fmt: skip
             overlay = received["overlay"].get(stamp)
-            ovl = (
-                np.frombuffer(bytes(overlay[1].data), np.uint8).reshape(mask.shape[0], mask.shape[1], 3)
-                if overlay
-                else mask
-            )
+            ovl = image_array(overlay[1]) if overlay else mask
             verdicts = " ".join(Verdict(int(v)).name.lower() for v in table["verdict"][1:])
             rows.append([frames[stamp], ovl, colorize(mask, meta.class_colors)])
             caps.append(
@@ -158,9 +134,10 @@ def _write_outputs(out: Path, meta, frames: dict, published: dict, received: dic
     ts = typestore()
     with Writer(out / "node_outputs", version=9) as writer:
         conns = {
-            "mask": writer.add_connection("/terrain_segmentation/mask", IMAGE, typestore=ts),
-            "overlay": writer.add_connection("/terrain_segmentation/overlay", IMAGE, typestore=ts),
-            "traversability": writer.add_connection("/terrain_segmentation/traversability", POINTCLOUD2, typestore=ts),
+            kind: writer.add_connection(
+                f"/{NODE_NAME}/{kind}", POINTCLOUD2 if kind == "traversability" else IMAGE, typestore=ts
+            )
+            for kind in OUTPUTS
         }
         for kind, by_stamp in received.items():
             for stamp in sorted(by_stamp):
@@ -180,19 +157,14 @@ def _write_outputs(out: Path, meta, frames: dict, published: dict, received: dic
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ai4mars-demo", description=__doc__)
-    p.add_argument("--model", default=str(share_dir() / "models" / "ai4mars_unet_r18.onnx"))
-    p.add_argument("--frames", default=str(Path(__file__).resolve().parents[1] / "samples" / "navcam"))
-    p.add_argument("--out", default="demo_output")
-    p.add_argument("--rate", type=float, default=1.0, help="frames per second")
-    a = p.parse_args(argv)
-    out = Path(a.out).resolve()
-    try:
-        report = run_demo(Path(a.model), Path(a.frames), out, a.rate)
-    except BagError as e:
-        print(f"demo: {e}", file=sys.stderr)
-        return 2
+def command(args) -> int:
+    """``ai4mars-perception demo`` (and ``make demo``): run it and print where the results are."""
+    from ai4mars_perception.ros.environment import prepare_ros_environment
+
+    prepare_ros_environment(loopback=True)
+    out = Path(args.out).resolve()
+    model = Path(args.model) if args.model else default_model_path()
+    report = run_demo(model, Path(args.frames) if args.frames else SAMPLES, out, args.rate)
     e2e = report["end_to_end_ms"]
     print(
         f"demo: {report['frames_answered']}/{report['frames_published']} frames answered; end-to-end latency "
@@ -201,7 +173,3 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("contact_sheet.png", "traversability.csv", "latency.json", "node_outputs", "navcam_input"):
         print(f"  {out / name}")
     return 0 if report["frames_answered"] == report["frames_published"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

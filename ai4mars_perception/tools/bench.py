@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ai4mars_perception.segmenter import Segmenter
+from ai4mars_perception.core.segmenter import Segmenter, Timings
+from ai4mars_perception.core.traversability import summarize
 
 GFLOP_PER_FRAME_256 = 58.0  # fastai DynamicUnet(resnet18), 256x256 input
 
@@ -54,9 +55,6 @@ def bench_core(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, flo
 
 def bench_stages(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
     """Median ms of the work the node adds around the forward pass, per frame."""
-    from ai4mars_perception.segmenter import Timings
-    from ai4mars_perception.traversability import summarize
-
     runs = [Timings() for _ in range(repeats)]
     masks = [seg.segment(frame, t) for t in runs]
     summary = _time(lambda: summarize(masks[-1]), repeats)["median_ms"]
@@ -74,14 +72,11 @@ def bench_node(
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from ai4mars_perception.processes import RosSession, peak_rss_mb, ros_env, start_node, stop
-    from ai4mars_perception.ros_image import array_to_image
+    from ai4mars_perception.ros.environment import child_env
+    from ai4mars_perception.ros.messages import image_msg
+    from ai4mars_perception.tools.processes import RosSession, peak_rss_mb, start_node, stop
 
-    env = ros_env()
-    # this process publishes 1 MiB frames best-effort: it needs the large shared-memory profile too
-    os.environ.update(
-        {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
-    )
+    env = child_env()  # this process publishes 1 MiB frames best-effort: it has the large-SHM profile too
     name = "ai4mars_bench_segmentation"
     params = {"model_path": model, "device": device, "input_reliability": "reliable" if reliable else "best_effort"}
     proc = start_node(params, {"image": "/bench/image", "__node": name}, env)
@@ -91,7 +86,7 @@ def bench_node(
             pub = ros.node.create_publisher(Image, "/bench/image", QoSProfile(depth=1, reliability=rel))
             got: list[float] = []
             ros.node.create_subscription(Image, f"/{name}/mask", lambda m: got.append(time.perf_counter()), 10)
-            msg = array_to_image(frame, "mono8")
+            msg = image_msg(frame, "mono8")
             msg.header.frame_id = "navcam_left"
             deadline = time.time() + 60
             while pub.get_subscription_count() == 0 or ros.node.count_publishers(f"/{name}/mask") == 0:
@@ -186,28 +181,27 @@ def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
     import sys
     import tempfile
 
-    from ai4mars_perception.bag_tools import make_bag, process_bag
-    from ai4mars_perception.processes import ros_env
+    from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
+    from ai4mars_perception.ros.environment import child_env
+    from ai4mars_perception.tools.bag_make import make_bag
+    from ai4mars_perception.tools.bag_process import process_bag
 
     with tempfile.TemporaryDirectory() as tmp:
         bag = Path(tmp) / "frames"
         n = make_bag([str(frames_dir)] * copies, bag, rate=10.0)
-        seg = Segmenter(model, "cpu")
+        pipeline = Pipeline(PipelineConfig(model_path=model, device="cpu"))
         t = time.perf_counter()
-        r = process_bag(bag, Path(tmp) / "out", seg, csv_path=None)
+        r = process_bag(bag, Path(tmp) / "out", pipeline, csv_path=None)
         process_s = time.perf_counter() - t
-        env = ros_env()
-        os.environ.update(
-            {k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID", "FASTDDS_DEFAULT_PROFILES_FILE")}
-        )
+        env = child_env()
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
 
-        from ai4mars_perception.processes import RosSession
+        from ai4mars_perception.tools.processes import RosSession
 
         got: list[float] = []
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        cmd = [sys.executable, "-m", "ai4mars_perception.cli", "bag", "play", str(bag), "--rate", "1000"]
+        cmd = [sys.executable, "-m", "ai4mars_perception.tools.cli", "bag", "play", str(bag), "--rate", "1000"]
         with RosSession("ai4mars_play_bench") as ros:
             ros.node.create_subscription(
                 Image, "/navcam/left/image_raw", lambda m: got.append(time.perf_counter()), qos
@@ -230,65 +224,27 @@ def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
     }
 
 
-_PUBLISHER = """
-import sys, time, numpy as np, rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
-rclpy.init()
-node = rclpy.create_node("transport_bench_pub")
-rel = ReliabilityPolicy.RELIABLE if sys.argv[1] == "reliable" else ReliabilityPolicy.BEST_EFFORT
-pub = node.create_publisher(Image, "/transport_bench", QoSProfile(depth=1, reliability=rel))
-msg = Image(height=1024, width=1024, encoding="mono8", step=1024)
-msg.data = np.random.default_rng(0).integers(0, 256, (1024, 1024), np.uint8).tobytes()
-end = time.time() + 20
-while pub.get_subscription_count() == 0 and time.time() < end:
-    time.sleep(0.05)
-time.sleep(1.0)
-for _ in range(int(sys.argv[2])):
-    pub.publish(msg)
-    time.sleep(0.1)
-time.sleep(1.0)
-"""
+def command(args) -> int:
+    """``ai4mars-perception bench``: print (and optionally write) the report."""
+    from ai4mars_perception.core.image_codec import read_image_file
+    from ai4mars_perception.core.paths import default_model_path
+    from ai4mars_perception.ros.environment import prepare_ros_environment
 
+    prepare_ros_environment(loopback=True)
+    if args.transport:
+        print("publisher profile  publisher QoS   received by a best-effort subscriber (1 MiB frames, 10 Hz)")
+        from ai4mars_perception.tools.bench_transport import bench_transport
 
-def bench_transport(frames: int = 20) -> list[dict]:
-    """1 MiB mono8 frames at 10 Hz from a publisher process to a best-effort (sensor-data) subscriber here,
-    with Fast DDS's default transports and with config/fastdds_large_shm.xml on the publisher."""
-    import subprocess
-    import sys
-
-    from ai4mars_perception.processes import ros_env
-
-    env = ros_env()
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
-    profile = env["FASTDDS_DEFAULT_PROFILES_FILE"]
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-
-    from ai4mars_perception.processes import RosSession
-
-    got: list[int] = []
-    results = []
-    with RosSession("transport_bench_sub") as ros:
-        ros.node.create_subscription(Image, "/transport_bench", lambda m: got.append(1), qos_profile_sensor_data)
-        for use_profile in (False, True):
-            for reliability in ("best_effort", "reliable"):
-                pub_env = {k: v for k, v in env.items() if k != "FASTDDS_DEFAULT_PROFILES_FILE"}
-                if use_profile:
-                    pub_env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
-                got.clear()
-                cmd = [sys.executable, "-c", _PUBLISHER, reliability, str(frames)]
-                proc = subprocess.Popen(cmd, env=pub_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                while proc.poll() is None:
-                    ros.spin_once(0.05)
-                for _ in range(20):
-                    ros.spin_once(0.05)
-                results.append(
-                    {
-                        "publisher_profile": "large_shm" if use_profile else "default",
-                        "publisher_qos": reliability,
-                        "received": len(got),
-                        "sent": frames,
-                    }  # fmt: skip
-                )
-    return results
+        for r in bench_transport():
+            print(f"{r['publisher_profile']:<18} {r['publisher_qos']:<15} {r['received']}/{r['sent']}")
+        return 0
+    if args.image:
+        frame = read_image_file(args.image)
+    else:
+        frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
+    model = args.model or str(default_model_path())
+    Segmenter(model, args.device)  # fail early with a clear message
+    out = Path(args.json) if args.json else None
+    bags = Path(args.bags) if args.bags else None
+    print(format_report(run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags)))
+    return 0

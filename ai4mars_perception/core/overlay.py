@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ai4mars_perception.classes import color_lut
+from ai4mars_perception.core.classes import color_lut
 
 
 def colorize(mask: np.ndarray, colors: list[tuple[int, int, int]] | None = None) -> np.ndarray:

@@ -31,7 +31,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ai4mars_perception.classes import CLASS_NAMES, TERRAIN_CLASSES
+from ai4mars_perception.core.classes import CLASS_NAMES, TERRAIN_CLASSES
 
 METADATA_KEY = "ai4mars_perception"
 SCHEMA_VERSION = 1
@@ -128,6 +128,10 @@ class ModelMetadata:
             raise MetadataError("input mean/std must have one positive entry per channel")
         if spec.height <= 0 or spec.width <= 0:
             raise MetadataError("input height and width must be positive")
+        if spec.color != "gray_replicated":
+            raise MetadataError(f"input color must be gray_replicated, got {spec.color!r}")
+        if self.output.get("layout") != "NCHW" or self.output.get("kind") != "logits":
+            raise MetadataError(f"output must be NCHW logits, got {self.output}")
         if spec.resize not in ("area", "linear", "nearest"):
             raise MetadataError(f"input resize must be area, linear or nearest, got {spec.resize!r}")
         if self.class_names[: len(CLASS_NAMES)] != list(CLASS_NAMES):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ai4mars_perception.classes import IGNORE_INDEX
-from ai4mars_perception.model_metadata import METADATA_KEY, MetadataError, ModelMetadata
+from ai4mars_perception.core.classes import IGNORE_INDEX
+from ai4mars_perception.core.model_metadata import METADATA_KEY, MetadataError, ModelMetadata
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,10 @@ class ModelLoadError(RuntimeError):
     """The model file is missing, unreadable, or lacks the metadata this package needs."""
 
 
+class InferenceError(RuntimeError):
+    """The model produced unusable output (NaN or Inf logits) for a frame."""
+
+
 @dataclass
 class Timings:
     """Seconds spent in each stage of one :meth:`Segmenter.segment` call."""
@@ -31,7 +35,6 @@ class Timings:
     preprocess: float = 0.0
     inference: float = 0.0
     postprocess: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def select_providers(device: str, available: list[str]) -> list[str]:
@@ -44,17 +47,6 @@ def select_providers(device: str, available: list[str]) -> list[str]:
     if device == "cuda" and not gpu:
         raise ModelLoadError("device 'cuda' requested but onnxruntime has no CUDA provider (install onnxruntime-gpu)")
     return gpu + ["CPUExecutionProvider"]
-
-
-def load_metadata(model_path: str | os.PathLike) -> ModelMetadata:
-    """Read the :class:`ModelMetadata` stored in an ONNX file without building a session."""
-    import onnx  # only needed here; the node reads metadata through ONNX Runtime
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    props = {p.key: p.value for p in model.metadata_props}
-    if METADATA_KEY not in props:
-        raise MetadataError(f"{model_path}: no '{METADATA_KEY}' metadata entry")
-    return ModelMetadata.from_json(props[METADATA_KEY])
 
 
 class Segmenter:
@@ -142,7 +134,12 @@ class Segmenter:
         return out.astype(np.float32, copy=False)
 
     def postprocess(self, logits: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
-        """Logits ``(C, h, w)`` → uint8 class mask at ``frame_shape`` (255 = unknown)."""
+        """Logits ``(C, h, w)`` → uint8 class mask at ``frame_shape`` (255 = unknown).
+
+        Raises :class:`InferenceError` when the logits hold NaN or Inf: no mask is better than a garbage mask.
+        """
+        if not np.isfinite(logits).all():
+            raise InferenceError("the model output contains NaN or Inf values")
         labels = np.argmax(logits, axis=0).astype(np.uint8)
         if self.metadata.null_class is not None:
             labels[labels == self.metadata.null_class] = IGNORE_INDEX

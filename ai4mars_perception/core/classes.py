@@ -47,11 +47,3 @@ def color_lut(colors: list[tuple[int, int, int]] | None = None) -> np.ndarray:
     for i, color in enumerate(colors if colors is not None else [c.color for c in TERRAIN_CLASSES]):
         lut[i] = color
     return lut
-
-
-def cost_lut() -> np.ndarray:
-    """A 256-entry float32 table from class id to traversal cost (NaN for unknown ids)."""
-    lut = np.full(256, np.nan, np.float32)
-    for c in TERRAIN_CLASSES:
-        lut[c.id] = c.cost
-    return lut

@@ -1,0 +1,1 @@
+"""ROS-free core: numpy in, numpy out. Nothing here imports rclpy or ROS messages."""

@@ -1,0 +1,125 @@
+"""The one parameter table (node, ``bag process``, ``segment``, demo) and the node's YAML params file (ROS-free).
+
+The rclpy node declares exactly these parameters with these descriptions, ranges and read-only flags; the
+tools read the same YAML (``--params-file``) into the same :class:`~ai4mars_perception.core.pipeline.PipelineConfig`,
+so offline results equal online ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NODE_NAME = "terrain_segmentation"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: default (its type is the parameter's type), description, whether it may change at run
+    time, and an inclusive numeric range."""
+
+    default: Any
+    description: str
+    dynamic: bool = False
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+_UNIT = (0.0, 1.0)
+
+#: Every parameter, declared once.
+PARAMETERS: dict[str, Param] = {
+    "model_path": Param("", "ONNX model exported by ai4mars-train (empty: the shipped default model)"),
+    "device": Param("auto", "auto | cpu | cuda (auto: TensorRT/CUDA when available, else CPU)",
+                    choices=("auto", "cpu", "cuda")),
+    "intra_op_threads": Param(0, "ONNX Runtime intra-op threads (0: one per core)", range=(0, 256)),
+    "flip_tta": Param(False, "average the prediction with a horizontally flipped frame (2x compute)"),
+    "transport": Param("raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed",
+                       choices=("raw", "compressed")),
+    "input_reliability": Param("auto", "input QoS reliability: auto (follow the publishers), best_effort or reliable",
+                               choices=("auto", "best_effort", "reliable")),
+    "input_depth": Param(1, "input QoS history depth", range=(1, 100)),
+    "max_pixels": Param(4096 * 4096, "frames larger than this many pixels are rejected (before decoding)",
+                        range=(1, 1 << 28)),
+    "rover_mask_path": Param("", "optional image; non-zero pixels (rover body) are reported unknown (255)"),
+    "overlay_alpha": Param(0.5, "overlay opacity of class colours", True, _UNIT),
+    "go_min_traversable": Param(0.8, "verdict go needs at least this traversable fraction", True, _UNIT),
+    "stop_below_traversable": Param(0.5, "verdict stop below this traversable fraction", True, _UNIT),
+    "stop_above_big_rock": Param(0.1, "verdict stop above this big-rock fraction of known pixels", True, _UNIT),
+    "min_known_fraction": Param(0.3, "verdict at most caution when fewer pixels are known", True, _UNIT),
+    "near_field_fraction": Param(0.5, "bottom fraction of the frame split into sectors", True, (0.05, 1.0)),
+    "sectors": Param(3, "number of near-field sectors, left to right", range=(1, 16)),
+    "diagnostics_period": Param(1.0, "seconds between /diagnostics messages", range=(0.1, 60.0)),
+    "stale_timeout": Param(3.0, "warn in diagnostics when no frame arrived for this many seconds", True,
+                           (0.1, 3600.0)),
+    "autostart": Param(True, "configure and activate the lifecycle node at start (false: wait for lifecycle calls)"),
+}  # fmt: skip
+
+#: Parameters every ROS node has; accepted in params files and ignored here.
+ROS_BUILTIN = ("use_sim_time", "start_type_description_service")
+
+
+class ParamsError(ValueError):
+    """A parameter value or params file is invalid; the message says which and why."""
+
+
+def check_value(name: str, value: Any) -> Any:
+    """Return ``value`` converted to the parameter's type, or raise :class:`ParamsError`."""
+    if name not in PARAMETERS:
+        raise ParamsError(f"unknown parameter {name!r}")
+    p = PARAMETERS[name]
+    kind = type(p.default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise ParamsError(f"parameter {name} must be a {kind.__name__}, got {value!r}")
+    if p.range is not None and not p.range[0] <= value <= p.range[1]:
+        raise ParamsError(f"parameter {name} must lie in [{p.range[0]}, {p.range[1]}], got {value}")
+    if p.choices is not None and value not in p.choices:
+        raise ParamsError(f"parameter {name} must be one of {', '.join(p.choices)}, got {value!r}")
+    return value
+
+
+def defaults() -> dict[str, Any]:
+    """Every parameter at its default."""
+    return {name: p.default for name, p in PARAMETERS.items()}
+
+
+def _node_keys(node_name: str, namespace: str) -> list[str]:
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    return ["/**", "**", node_name, f"{ns}/{node_name}", f"/{node_name}"]
+
+
+def load_params_file(path: str | Path, node_name: str = NODE_NAME, namespace: str = "") -> dict[str, Any]:
+    """Read a ROS 2 params YAML as the node would: sections ``/**`` and the node's name (with or without its
+    namespace) are merged in that order over the defaults. Returns every parameter's value."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ParamsError(f"params file {path} cannot be read: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"params file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"params file {path} has no '<node name>: ros__parameters:' section")
+    values, found = defaults(), False
+    for key in dict.fromkeys(_node_keys(node_name, namespace)):
+        section = data.get(key)
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+            continue
+        found = True
+        for name, value in section["ros__parameters"].items():
+            if name in ROS_BUILTIN:
+                continue
+            try:
+                values[name] = check_value(name, value)
+            except ParamsError as e:
+                raise ParamsError(f"params file {path}: {e}") from None
+    if not found:
+        raise ParamsError(
+            f"params file {path} has no section for node {node_name!r} ('/**:' or '{node_name}:' with ros__parameters)"
+        )
+    return values

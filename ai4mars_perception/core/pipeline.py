@@ -1,0 +1,128 @@
+"""The one frame pipeline: gray frame → :class:`FrameResult` (mask; overlay and summary computed on demand).
+
+The node, ``bag process``, ``segment`` and the demo all run frames through :class:`Pipeline`, configured by one
+:class:`PipelineConfig` built from the one parameter table (:mod:`ai4mars_perception.core.params`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ai4mars_perception.core.overlay import overlay
+from ai4mars_perception.core.params import ParamsError, defaults
+from ai4mars_perception.core.paths import default_model_path
+from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, Timings
+from ai4mars_perception.core.traversability import FrameSummary, TraversabilityConfig, summarize, summary_to_array
+
+_TRAVERSABILITY_KEYS = tuple(TraversabilityConfig.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline needs from the parameter table (defaults = the table's defaults)."""
+
+    model_path: str = ""
+    device: str = "auto"
+    intra_op_threads: int = 0
+    flip_tta: bool = False
+    max_pixels: int = defaults()["max_pixels"]
+    rover_mask_path: str = ""
+    overlay_alpha: float = 0.5
+    traversability: TraversabilityConfig = field(default_factory=TraversabilityConfig)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> PipelineConfig:
+        """Build from parameter values (missing ones take their defaults); raises :class:`ParamsError`."""
+        v = {**defaults(), **values}
+        trav = TraversabilityConfig(**{k: v[k] for k in _TRAVERSABILITY_KEYS})
+        try:
+            trav.validate()
+        except ValueError as e:
+            raise ParamsError(str(e)) from None
+        if not 0.0 <= float(v["overlay_alpha"]) <= 1.0:
+            raise ParamsError("overlay_alpha must lie in [0, 1]")
+        names = ("model_path", "device", "intra_op_threads", "flip_tta", "max_pixels", "rover_mask_path")
+        return cls(**{k: v[k] for k in names}, overlay_alpha=float(v["overlay_alpha"]), traversability=trav)
+
+    def with_values(self, values: dict[str, Any]) -> PipelineConfig:
+        """A copy with dynamic values changed (overlay_alpha, thresholds); raises :class:`ParamsError`."""
+        current = {"overlay_alpha": self.overlay_alpha, **vars(self.traversability)}
+        unknown = set(values) - set(current)
+        if unknown:
+            raise ParamsError(f"{', '.join(sorted(unknown))} cannot change while running")
+        new = PipelineConfig.from_values({**current, **values})
+        return replace(self, overlay_alpha=new.overlay_alpha, traversability=new.traversability)
+
+    def resolved_model_path(self) -> str:
+        """The model file: ``model_path``, or the shipped default when it is empty."""
+        return self.model_path or str(default_model_path())
+
+
+@dataclass
+class FrameResult:
+    """One processed frame. ``overlay``, ``summary`` and ``table`` are computed when first asked for."""
+
+    gray: np.ndarray
+    mask: np.ndarray
+    timings: Timings
+    config: PipelineConfig
+    colors: list[tuple[int, int, int]]
+
+    @cached_property
+    def overlay(self) -> np.ndarray:
+        """RGB frame with class colours blended in (unknown pixels left as they are)."""
+        return overlay(self.gray, self.mask, self.config.overlay_alpha, self.colors)
+
+    @cached_property
+    def summary(self) -> FrameSummary:
+        """Traversability summary of the frame and its near-field sectors."""
+        return summarize(self.mask, self.config.traversability)
+
+    @cached_property
+    def table(self) -> np.ndarray:
+        """The summary as the structured table published on ``~/traversability``."""
+        return summary_to_array(self.summary)
+
+
+def read_rover_mask(path: str) -> np.ndarray:
+    """A rover mask image (non-zero = rover body); raises :class:`ParamsError` when unreadable."""
+    rover = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if rover is None:
+        raise ParamsError(f"rover mask {path} is not a readable image")
+    return rover
+
+
+class Pipeline:
+    """Loads the model (and rover mask) of a :class:`PipelineConfig` and turns gray frames into results."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        path = config.resolved_model_path()
+        try:
+            self.segmenter = Segmenter(path, config.device, config.intra_op_threads, config.flip_tta)
+        except ModelLoadError as e:
+            if not config.model_path:
+                raise ModelLoadError(f"{e} (no model named: pass model_path:=/path/to/model.onnx)") from None
+            raise
+        if config.rover_mask_path:
+            self.segmenter.set_rover_mask(read_rover_mask(config.rover_mask_path))
+        self.config = config
+
+    @property
+    def metadata(self):
+        """The model's :class:`~ai4mars_perception.core.model_metadata.ModelMetadata`."""
+        return self.segmenter.metadata
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Change dynamic values (overlay_alpha, thresholds) for the next frames; raises :class:`ParamsError`."""
+        self.config = self.config.with_values(values)
+
+    def process(self, gray: np.ndarray) -> FrameResult:
+        """Segment one uint8 gray frame."""
+        config, timings = self.config, Timings()
+        mask = self.segmenter.segment(gray, timings)
+        return FrameResult(gray, mask, timings, config, self.segmenter.metadata.class_colors)

@@ -1,0 +1,1 @@
+"""The rclpy layer: lifecycle node, message conversion, QoS choice, diagnostics, process environment."""

@@ -1,0 +1,1 @@
+"""Command-line tools on top of the core and the ROS layer: segment, bags, bench, demo."""

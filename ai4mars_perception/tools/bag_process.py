@@ -1,0 +1,155 @@
+"""``ai4mars-perception bag process``: run the frame pipeline over every image message of a bag, no ROS graph,
+and write an output bag with the inputs plus the node's outputs (same topics, types, stamps and messages)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ai4mars_perception.core.image_codec import gray_from_message
+from ai4mars_perception.core.pipeline import FrameResult, Pipeline
+from ai4mars_perception.core.traversability import TABLE_FIELDS
+from ai4mars_perception.tools.bag_io import (
+    IMAGE,
+    POINTCLOUD2,
+    BagError,
+    image_connections,
+    iter_messages,
+    open_reader,
+    serialize,
+    staged_output,
+    storage_plugin,
+    typestore,
+)
+
+CSV_COLUMNS = ["index", "topic", "stamp_ns", "status", "error", "verdict", *TABLE_FIELDS[2:], "sector_verdicts",
+               "inference_ms"]  # fmt: skip
+OUTPUT_TYPES = {"mask": IMAGE, "overlay": IMAGE, "traversability": POINTCLOUD2}
+
+
+@dataclass
+class ProcessResult:
+    """Counts of a ``bag process`` run."""
+
+    frames: int = 0
+    processed: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+def summary_row(index: int, topic: str, stamp: int, result: FrameResult) -> list:
+    """One CSV row of a processed frame (columns: :data:`CSV_COLUMNS`)."""
+    table = result.table
+    return [
+        index,
+        topic,
+        stamp,
+        "ok",
+        "",
+        result.summary.frame.verdict.name.lower(),
+        *[f"{float(table[0][f]):.4f}" for f in TABLE_FIELDS[2:]],
+        " ".join(f"{r.name}:{r.verdict.name.lower()}" for r in result.summary.sectors),
+        f"{result.timings.inference * 1000:.1f}",
+    ]
+
+
+def process_bag(
+    path: Path,
+    out: Path,
+    pipeline: Pipeline,
+    topics: list[str] | None = None,
+    node_name: str = "terrain_segmentation",
+    overlay: bool = True,
+    storage: str = "mcap",
+    csv_path: Path | None = None,
+    png_dir: Path | None = None,
+    overwrite: bool = False,
+) -> ProcessResult:
+    """Segment every image message of ``path`` into a new bag ``out``: inputs copied, plus ``<node>/mask``,
+    ``<node>/overlay`` and ``<node>/traversability`` with the input headers.
+
+    Frames that cannot be decoded are counted, reported and recorded in the CSV; the run goes on.
+    The bag and the CSV appear only when the run completes (a killed run leaves neither).
+    """
+    from rosbags.rosbag2 import Writer
+
+    if out.exists() and not overwrite:
+        raise BagError(f"{out} already exists; pass --overwrite to replace it")
+    reader = open_reader(path)
+    try:
+        conns = image_connections(reader, topics)
+        if sum(c.msgcount for c in conns) == 0:
+            raise BagError(f"{path} has no image messages")
+        result = ProcessResult()
+        t_start = time.perf_counter()
+        with staged_output(out, overwrite) as tmp:
+            csv_tmp = tmp.parent / "summary.csv"
+            with (
+                Writer(tmp, version=9, storage_plugin=storage_plugin(storage)) as writer,
+                open(csv_tmp, "w", newline="") as f,
+            ):
+                frames = _FrameWriter(writer, reader, pipeline, node_name, overlay, csv.writer(f), png_dir)
+                image_ids = {c.id for c in conns}
+                total = sum(c.msgcount for c in reader.connections)
+                for conn, stamp, data in tqdm(
+                    iter_messages(reader, reader.connections), total=total, desc="bag process", unit="msg"
+                ):
+                    frames.copy(conn, stamp, data)
+                    if conn.id in image_ids:
+                        frames.process(conn, stamp, data, result)
+            if csv_path is not None:
+                shutil.move(csv_tmp, csv_path)
+    finally:
+        reader.close()
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+class _FrameWriter:
+    """Writes the copied inputs and the node's outputs for one ``bag process`` run."""
+
+    def __init__(self, writer, reader, pipeline: Pipeline, node_name: str, overlay: bool, rows, png_dir) -> None:
+        self.ts = typestore()
+        self.writer, self.pipeline, self.rows, self.png_dir = writer, pipeline, rows, png_dir
+        self.copies = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=self.ts) for c in reader.connections}
+        prefix = f"/{node_name.strip('/')}"
+        self.outputs = tuple(n for n in OUTPUT_TYPES if overlay or n != "overlay")
+        self.conns = {
+            n: writer.add_connection(f"{prefix}/{n}", OUTPUT_TYPES[n], typestore=self.ts) for n in self.outputs
+        }
+        rows.writerow(CSV_COLUMNS)
+
+    def copy(self, conn, stamp: int, data) -> None:
+        self.writer.write(self.copies[conn.id], stamp, data)
+
+    def process(self, conn, stamp: int, data, result: ProcessResult) -> None:
+        from ai4mars_perception.ros.messages import header_msg, result_messages
+
+        index = result.frames
+        result.frames += 1
+        try:
+            msg = self.ts.deserialize_cdr(data, conn.msgtype)
+            frame = self.pipeline.process(gray_from_message(msg, self.pipeline.config.max_pixels))
+        except Exception as e:  # decode errors, malformed CDR, bad model output alike: count, record, go on
+            result.failed += 1
+            tqdm.write(f"frame {index} on {conn.topic}: skipped: {e}")
+            self.rows.writerow([index, conn.topic, stamp, "error", str(e)])
+            return
+        header = header_msg(int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec), msg.header.frame_id)
+        for name, out in result_messages(frame, header, self.outputs).items():
+            self.writer.write(self.conns[name], stamp, serialize(out))
+        self.rows.writerow(summary_row(index, conn.topic, stamp, frame))
+        if self.png_dir is not None:
+            self.png_dir.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(self.png_dir / f"{index:06d}_mask.png"), frame.mask)
+            if "overlay" in self.outputs:
+                bgr = cv2.cvtColor(np.ascontiguousarray(frame.overlay), cv2.COLOR_RGB2BGR)
+                cv2.imwrite(str(self.png_dir / f"{index:06d}_overlay.png"), bgr)
+        result.processed += 1

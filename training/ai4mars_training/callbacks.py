@@ -1,0 +1,124 @@
+"""fastai callbacks for training on the CPU: bf16 autocast + channels_last, a wall-clock budget, checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from fastai.callback.core import Callback, CancelFitException
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bf16 natively (AVX512_BF16 or AMX-BF16): autocast then pays off."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(choice: str, cuda: bool, bf16_cpu: bool | None = None) -> str:
+    """``auto`` → fp16 on a GPU, bf16 on a CPU with native bf16, fp32 elsewhere; explicit choices are checked."""
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+    bf16_cpu = cpu_has_bf16() if bf16_cpu is None else bf16_cpu
+    if choice == "auto":
+        return "fp16" if cuda else ("bf16" if bf16_cpu else "fp32")
+    if choice == "fp16" and not cuda:
+        raise ValueError("fp16 mixed precision needs a CUDA GPU; on the CPU use --precision bf16 or fp32")
+    return choice
+
+
+class BF16Autocast(Callback):
+    """bf16 mixed precision, written for the CPU (fastai's MixedPrecision is CUDA-only): the forward pass and the
+    loss input run under ``torch.autocast('cpu', bfloat16)`` with channels_last tensors; weights, gradients and the
+    optimizer stay fp32, so no loss scaling is needed (bf16 has fp32's exponent range)."""
+
+    order = 10  # after TrainEvalCallback, before the model sees the batch
+
+    def before_fit(self) -> None:
+        self.learn.model.to(memory_format=torch.channels_last)
+        self._ctx = None
+
+    def before_batch(self) -> None:
+        self.learn.xb = tuple(
+            x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in self.learn.xb
+        )
+        self._ctx = torch.autocast(self.learn.xb[0].device.type, dtype=torch.bfloat16)
+        self._ctx.__enter__()
+
+    def after_pred(self) -> None:
+        self.learn.pred = self.learn.pred.float()
+
+    def _exit(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(None, None, None)
+            self._ctx = None
+
+    def after_loss(self) -> None:
+        self._exit()
+
+    def after_cancel_batch(self) -> None:
+        self._exit()
+
+    def after_fit(self) -> None:
+        self._exit()
+        self.learn.model.to(memory_format=torch.contiguous_format)
+
+
+class TimeBudget(Callback):
+    """Fit the one-cycle schedule into ``minutes`` of wall-clock time.
+
+    Start ``fit_one_cycle`` with the largest epoch count allowed. During the first epoch the schedule advances
+    with elapsed time; after each epoch (training + validation) the epoch count is re-decided from the measured
+    mean epoch time, so the schedule ends with the last epoch that fits — slower epochs (a busy CPU) shorten the
+    run instead of overrunning it. ``decided`` records each decision.
+    """
+
+    order = 70  # after the recorder, SaveModelCallback and SaveLast have seen the epoch
+
+    def __init__(self, minutes: float, start: float | None = None) -> None:
+        if minutes <= 0:
+            raise ValueError("the time budget must be positive")
+        self.total, self.start = minutes * 60.0, start
+        self.decided: list[int] = []
+
+    def before_fit(self) -> None:
+        self.t0 = time.monotonic()
+        # what is left of the budget when this fit starts (an earlier frozen phase has used some)
+        self.budget = max(self.total - (self.t0 - (self.start if self.start is not None else self.t0)), 1.0)
+        self.max_epochs = self.learn.n_epoch
+        self.first = True
+
+    def after_batch(self) -> None:  # after TrainEvalCallback's own step; the scheduler reads it next batch
+        if self.training and self.first:
+            self.learn.pct_train = min((time.monotonic() - self.t0) / self.budget, 0.5)
+
+    def after_epoch(self) -> None:
+        done = self.epoch + 1
+        elapsed = time.monotonic() - self.t0
+        per_epoch = elapsed / done
+        n = min(self.max_epochs, max(done, math.floor(self.budget / per_epoch)))
+        self.first = False
+        self.decided.append(n)
+        self.learn.n_epoch = n
+        self.learn.pct_train = done / n
+        bar = getattr(getattr(self.learn, "progress", None), "mbar", None)
+        if bar is not None:
+            bar.total = n
+        if done >= n:
+            raise CancelFitException()
+
+
+class SaveLast(Callback):
+    """Save weights and optimizer state after every epoch as ``models/last.pth`` (for --resume)."""
+
+    order = 61
+
+    def after_epoch(self) -> None:
+        self.learn.save("last", with_opt=True)

@@ -1,0 +1,106 @@
+"""CPU training features: bf16 autocast callback, native-scale crops, the time budget, the throughput bench."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from ai4mars_training.callbacks import BF16Autocast, cpu_has_bf16, resolve_precision
+from ai4mars_training.cli import main
+from ai4mars_training.train import FitConfig, prepare
+
+FIT = ["--size", "64", "--no-pretrained", "--bs", "4", "--valid-pct", "0.25"]
+
+
+def test_precision_choice(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    assert cpu_has_bf16(info)
+    info.write_text("processor: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert not cpu_has_bf16(info)
+    assert not cpu_has_bf16(tmp_path / "missing")
+    assert resolve_precision("auto", cuda=False, bf16_cpu=True) == "bf16"
+    assert resolve_precision("auto", cuda=False, bf16_cpu=False) == "fp32"
+    assert resolve_precision("auto", cuda=True, bf16_cpu=False) == "fp16"
+    assert resolve_precision("bf16", cuda=False, bf16_cpu=False) == "bf16"
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        resolve_precision("fp16", cuda=False)
+
+
+def test_fp16_on_cpu_is_a_clear_cli_error(synthetic_set, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    args = ["fit", "--data", str(synthetic_set), "--out", str(tmp_path / "r"), *FIT, "--precision", "fp16"]
+    assert main(args) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_bf16_callback_runs_the_forward_in_bf16_channels_last(synthetic_set, tmp_path):
+    learn, _ = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "r"), size=64, batch_size=4,
+                                 pretrained=False, epochs=1))  # fmt: skip
+    learn.unfreeze()
+    seen = {}
+
+    def hook(module, inputs, output):
+        if module.training:
+            seen["dtype"], seen["cl"] = output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)
+
+    handle = learn.model[0][0].register_forward_hook(hook)
+    learn.add_cb(BF16Autocast())
+    learn.fit(1, 1e-4)
+    handle.remove()
+    assert seen == {"dtype": torch.bfloat16, "cl": True}
+    # master weights stay fp32 and the model is back in the default layout after the fit
+    assert all(p.dtype == torch.float32 for p in learn.model.parameters())
+    assert learn.model[0][0].weight.is_contiguous()
+    assert np.isfinite(learn.recorder.values[-1][0])
+
+
+def test_crops_train_windows_and_validate_whole_frames(synthetic_set, tmp_path):
+    cfg = FitConfig(data=str(synthetic_set), out=str(tmp_path / "r"), size=64, batch_size=4, pretrained=False,
+                    crop=32, augment=False)  # fmt: skip
+    learn, _ = prepare(cfg)
+    xb, yb = learn.dls.train.one_batch()
+    assert xb.shape[-2:] == (32, 32) and yb.shape[-2:] == (32, 32)
+    xv, yv = learn.dls.valid.one_batch()
+    assert xv.shape[-2:] == (64, 64) and yv.shape[-2:] == (64, 64)
+    # image and label were cut from the same window: rocks (label 3) are dark, sand (2) is bright
+    gray = learn.dls.train.decode((xb, yb))[0].float().mean(1)
+    if (yb == 3).any() and (yb == 2).any():
+        assert gray[yb == 3].mean() < 80 < gray[yb == 2].mean()
+    with pytest.raises(Exception, match="--crop"):
+        prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "r2"), size=64, pretrained=False, crop=96))
+
+
+def test_time_budget_picks_the_epoch_count_and_resume_works(synthetic_set, tmp_path):
+    out = tmp_path / "budget"
+    budget_min = 0.3
+    t0 = time.monotonic()
+    args = ["fit", "--data", str(synthetic_set), "--out", str(out), *FIT, "--epochs", "200", "--crop", "32"]
+    assert main([*args, "--time-budget", str(budget_min)]) == 0
+    elapsed = time.monotonic() - t0
+    run = json.loads((out / "run.json").read_text())
+    decided = run["time_budget"]["epochs_decided"]
+    assert run["precision"] == ("bf16" if cpu_has_bf16() else "fp32")
+    assert run["config"]["crop"] == 32 and run["config"]["time_budget"] == budget_min
+    # the one-cycle schedule ended with the decided epoch count, well short of the cap
+    assert len(run["history"]) == decided[-1] < 200 and len(decided) == decided[-1]
+    per_epoch = run["seconds"] / decided[-1]
+    assert elapsed < budget_min * 60 + 2 * per_epoch + 60  # + model set-up and export
+    # --resume continues with the same options
+    assert main([*args, "--epochs", "1", "--resume"]) == 0
+    assert len(json.loads((out / "run.json").read_text())["history"]) == decided[-1] + 1
+
+
+def test_bench_reports_images_per_second(synthetic_set, tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    args = ["bench", "--data", str(synthetic_set), *FIT, "--crops", "32,0", "--steps", "2", "--json", str(report)]
+    assert main([*args, "--precisions", "fp32,auto"]) == 0
+    rows = json.loads(report.read_text())["rows"]
+    auto = "bf16" if cpu_has_bf16() else "fp32"
+    assert [(r["crop"], r["precision"]) for r in rows] == [(32, "fp32"), (32, auto), (64, "fp32"), (64, auto)]
+    assert all(r["images_per_s"] > 0 and r["speedup_vs_fp32_same_crop"] > 0 for r in rows)
+    assert "fastest:" in capsys.readouterr().out
