@@ -22,6 +22,9 @@ install: $(VENV)/bin/activate
 	$(PIP) install --upgrade pip setuptools wheel
 	$(PIP) install -r requirements/ros.txt -r requirements/test.txt
 	$(PIP) install --force-reinstall --no-deps . && $(PIP) install .
+	@# ros2 launch looks for executables in <prefix>/lib/<package> (pip ignores setup.cfg's install_scripts)
+	@mkdir -p $(VENV)/lib/ai4mars_perception && for exe in terrain_segmentation ai4mars-perception; do \
+	  ln -sf ../../bin/$$exe $(VENV)/lib/ai4mars_perception/$$exe; done
 	@grep -q AMENT_PREFIX_PATH $(VENV)/bin/activate || \
 	  printf '\n# ai4mars_perception: ament index of the ROS wheels in this venv\nexport AMENT_PREFIX_PATH="%s$${AMENT_PREFIX_PATH:+:$$AMENT_PREFIX_PATH}"\nexport ROS_AUTOMATIC_DISCOVERY_RANGE="$${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"\n' "$(VENV)" >> $(VENV)/bin/activate
 	@echo "installed: source .venv/bin/activate, then run terrain_segmentation or ai4mars-perception"
@@ -46,8 +49,8 @@ test: install-train lint
 	$(PY) -m pytest test training/tests $(PYTEST_ARGS)
 
 ## demo: replay the bundled Navcam sequence into the running node and write a contact sheet.
-## Uses the shipped model; while none is shipped (GPU training, issue 5), a CPU smoke model is
-## trained here from ../shared/data/ai4mars-256 (a few minutes) and labelled as such.
+## Uses the shipped model (models/ai4mars_unet_r18.onnx); MODEL=path runs another one. Only where neither
+## exists is a CPU smoke model trained here from ../shared/data/ai4mars-256 (a few minutes), labelled as such.
 MODEL ?= models/ai4mars_unet_r18.onnx
 AI4MARS_DATA ?= $(CURDIR)/../shared/data/ai4mars-256
 SMOKE_RUN := runs/demo-smoke
@@ -55,9 +58,9 @@ SMOKE_MODEL := $(SMOKE_RUN)/export/model.onnx
 
 demo: install
 	@if [ -f "$(MODEL)" ]; then m="$(MODEL)"; else \
-	  echo "demo: no trained model at $(MODEL) (issue 5, GPU training, is open): training a CPU smoke model"; \
+	  echo "demo: no model at $(MODEL): training a CPU smoke model (pipeline demo only, not accurate)"; \
 	  $(MAKE) --no-print-directory smoke-model && m="$(SMOKE_MODEL)"; fi; \
-	$(PY) -m ai4mars_perception.demo --model "$$m" --out demo_output
+	$(VENV)/bin/ai4mars-perception demo --model "$$m" --out demo_output
 
 smoke-model: $(SMOKE_MODEL)
 $(SMOKE_MODEL):

@@ -54,3 +54,6 @@ def no_leftover_processes():
             os.kill(pid, signal.SIGINT)
         except ProcessLookupError:
             pass
+
+
+collect_ignore = ["launch"]  # launch_testing modules, run by test_launch.py

@@ -6,9 +6,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, PointCloud2
 
+from ai4mars_perception.core.params import NODE_NAME
 from ai4mars_perception.ros.environment import child_env
 from ai4mars_perception.tools.processes import start_node, stop
 
@@ -65,3 +69,43 @@ class NodeProcess:
 
     def stop(self) -> int:
         return stop(self.proc)
+
+
+class Topics:
+    """Publishers and collectors for one node under test."""
+
+    def __init__(self, h: Harness, image_topic: str, msg_type=Image, reliable: bool = True, node: str = NODE_NAME):
+        self.h, self.name, self.ns = h, node, f"/{node}"
+        self.pub = h.node.create_publisher(msg_type, image_topic, qos(reliable, 1))
+        self.masks = h.collect(Image, f"{self.ns}/mask")
+        self.summaries = h.collect(PointCloud2, f"{self.ns}/traversability")
+        self.all_diags = h.collect(DiagnosticArray, "/diagnostics")
+
+    @property
+    def diags(self) -> list:
+        """Diagnostics of this node only (every test node has its own name)."""
+        return [d for d in self.all_diags if d.status and d.status[0].name.startswith(f"{self.name}:")]
+
+    def wait_connected(self):
+        assert self.h.spin_until(
+            lambda: self.pub.get_subscription_count() > 0 and self.h.node.count_publishers(f"{self.ns}/mask") > 0, 30
+        ), "node did not come up"
+        time.sleep(0.5)
+
+    def send(self, msg, stamp_sec: int):
+        msg.header.stamp.sec = stamp_sec
+        msg.header.frame_id = "navcam_left"
+        self.pub.publish(msg)
+
+    def answer_for(self, stamp_sec: int, timeout: float = 20.0):
+        ok = self.h.spin_until(lambda: any(m.header.stamp.sec == stamp_sec for m in self.masks), timeout)
+        return next(m for m in self.masks if m.header.stamp.sec == stamp_sec) if ok else None
+
+    def diag_values(self) -> dict[str, str]:
+        n = len(self.diags)
+        assert self.h.spin_until(lambda: len(self.diags) > n, 5), "no diagnostics"
+        return {kv.key: kv.value for kv in self.diags[-1].status[0].values}
+
+
+def mask_array(msg: Image) -> np.ndarray:
+    return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, : msg.width]

@@ -81,6 +81,29 @@ def check_value(name: str, value: Any) -> Any:
     return value
 
 
+def parse_value(name: str, text: str) -> Any:
+    """A value given as text (a launch argument, a command-line ``name:=value``) as the parameter's type."""
+    kind = type(PARAMETERS[name].default) if name in PARAMETERS else bool if name in ROS_BUILTIN else str
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ParamsError(f"parameter {name} must be true or false, got {text!r}")
+        value: Any = text.lower() == "true"
+    elif kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ParamsError(f"parameter {name} must be a {kind.__name__}, got {text!r}") from None
+    else:
+        value = text
+    return check_value(name, value) if name in PARAMETERS else value
+
+
+def launch_overrides(given: dict[str, str]) -> dict[str, Any]:
+    """The launch rule: the params file is the source of truth, and a launch argument overrides its parameter
+    only when the user gave it (an empty string means "not given"). Returns the typed overrides."""
+    return {name: parse_value(name, text) for name, text in given.items() if text != ""}
+
+
 def defaults() -> dict[str, Any]:
     """Every parameter at its default."""
     return {name: p.default for name, p in PARAMETERS.items()}
