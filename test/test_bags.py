@@ -214,3 +214,90 @@ def test_play_into_node_with_sim_time(tmp_path, raw_bag, tiny_model):
     finally:
         h.close()
         assert node.stop() == 0, node.output()
+
+
+def test_bag_process_with_the_node_params_file_equals_the_node(tmp_path, raw_bag, tiny_model):
+    """Same frames, same params YAML with non-default thresholds: the node over DDS and bag process give
+    byte-identical masks and traversability tables."""
+    from ros_harness import Topics, mask_array
+    from sensor_msgs.msg import PointCloud2
+
+    from ai4mars_perception.ros.messages import image_msg, table_from_msg
+
+    name = "eq_seg"
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"{name}:\n  ros__parameters:\n    model_path: {tiny_model}\n    device: cpu\n    go_min_traversable: 0.95\n"
+        "    stop_below_traversable: 0.7\n    stop_above_big_rock: 0.02\n    near_field_fraction: 0.3\n"
+        "    sectors: 5\n    overlay_alpha: 0.3\n"
+    )
+    out = tmp_path / "offline"
+    assert main(["bag", "process", str(raw_bag), "-o", str(out), "--params-file", str(params),
+                 "--node-name", name]) == 0  # fmt: skip
+    offline = _messages(out)
+    off_tables = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: m for _, m in offline[f"/{name}/traversability"]}
+    off_masks = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec: m for _, m in offline[f"/{name}/mask"]}
+    assert len(off_tables) == 4 and next(iter(off_tables.values())).width == 6  # frame + 5 sectors
+
+    node = NodeProcess(tmp_path, {"params_file": params}, {"image": "/eq/image", "__node": name}, name)
+    h = Harness("eq_client")
+    try:
+        t = Topics(h, "/eq/image", node=name)
+        tables = h.collect(PointCloud2, f"/{name}/traversability")
+        t.wait_connected()
+        for _stamp, msg in _messages(raw_bag)["/navcam/left/image_raw"]:
+            frame = image_msg(msg.data.reshape(msg.height, msg.width), "mono8")
+            frame.header.stamp.sec, frame.header.stamp.nanosec = msg.header.stamp.sec, msg.header.stamp.nanosec
+            frame.header.frame_id = msg.header.frame_id
+            t.pub.publish(frame)
+            assert h.spin_until(lambda s=frame.header.stamp: any(m.header.stamp == s for m in tables), 20)
+        for m in tables:
+            stamp = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+            assert table_from_msg(m).tobytes() == bytes(off_tables[stamp].data)
+        for m in t.masks:
+            stamp = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+            off = off_masks[stamp]
+            assert np.array_equal(mask_array(m), off.data.reshape(off.height, off.width))
+        assert len(tables) == 4 and len(t.masks) == 4
+        verdicts = {int(v) for m in tables for v in table_from_msg(m)["verdict"]}
+        assert len(verdicts) >= 2  # the non-default thresholds matter for these frames
+    finally:
+        h.close()
+        assert node.stop() == 0, node.output()
+
+
+def test_killed_process_leaves_no_output_and_the_rerun_equals_a_clean_run(tmp_path, navcam_frames):
+    """SIGKILL mid-run (no cleanup code runs): no output bag or CSV in place; the rerun completes and its
+    output equals an uninterrupted run's."""
+    import os
+    import signal
+    import time
+
+    from tiny_model import brightness_model
+
+    slow = brightness_model(tmp_path / "slow.onnx", size=128, slow_layers=6, slow_channels=32)
+    bag = tmp_path / "many"
+    assert make_bag([str(navcam_frames[0].parent)] * 4, bag, rate=10.0) == 4 * len(navcam_frames)
+    out, csv_path = tmp_path / "out", tmp_path / "out.csv"
+    cmd = [sys.executable, "-m", "ai4mars_perception.tools.cli", "bag", "process", str(bag), "-o", str(out),
+           "--model", str(slow)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = tmp_path / ".out.partial"
+    deadline = time.monotonic() + 60
+    while not (staging / "out").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # some frames written
+    assert proc.poll() is None, "the run ended before it could be killed; make the model slower"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and not csv_path.exists()
+    assert main(["bag", "process", str(bag), "-o", str(out), "--model", str(slow)]) == 0
+    assert main(["bag", "process", str(bag), "-o", str(tmp_path / "clean"), "--model", str(slow)]) == 0
+    assert not staging.exists()
+    rerun, clean = _messages(out), _messages(tmp_path / "clean")
+    assert rerun.keys() == clean.keys()
+    for topic in rerun:
+        assert len(rerun[topic]) == len(clean[topic]) == len(navcam_frames) * 4, topic
+        for (s1, m1), (s2, m2) in zip(rerun[topic], clean[topic]):
+            assert s1 == s2 and bytes(m1.data) == bytes(m2.data), topic
+    assert csv_path.read_text().count("\n") == (tmp_path / "clean.csv").read_text().count("\n")

@@ -77,3 +77,32 @@ def brightness_model(
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def nan_model(path: Path, size: int = 64) -> Path:
+    """A broken model: logits = sqrt(x) / 0, NaN where the normalised gray level is negative and +Inf elsewhere
+    (for the node's output check)."""
+    spec = InputSpec(height=size, width=size)
+    ones = np.zeros((4, 3, 1, 1), np.float32)
+    ones[:, 0] = 1.0
+    inits = [numpy_helper.from_array(ones, "w1"), numpy_helper.from_array(np.zeros((4, 3, 1, 1), np.float32), "w0")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["gray"]),
+        helper.make_node("Conv", ["x", "w0"], ["zero"]),
+        helper.make_node("Sqrt", ["gray"], ["root"]),
+        helper.make_node("Div", ["root", "zero"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nan",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMetadata(model_version="test-nan-1", architecture="test: NaN/Inf logits", input=spec)
+    helper.set_model_props(model, {"ai4mars_perception": meta.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -62,6 +62,40 @@ def decode_raw(
     return rows.reshape(height, width) if channels == 1 else rows.reshape(height, width, channels)
 
 
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) read from the first bytes of a PNG (IHDR) or JPEG (SOF marker); None when not found."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        if marker in _JPEG_SOF:
+            return int.from_bytes(head[i + 7 : i + 9], "big"), int.from_bytes(head[i + 5 : i + 7], "big")
+        i += 2 + int.from_bytes(head[i + 2 : i + 4], "big")
+    return None
+
+
+def check_size(width: int, height: int, max_pixels: int, what: str) -> None:
+    """Raise :class:`ImageDecodeError` for an empty frame or one over ``max_pixels``."""
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{what} is empty ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"{what} is {width}x{height}, over the limit of {max_pixels} pixels (not decoded)")
+
+
 def _open(source, max_pixels: int, what: str, formats: tuple[str, ...] | None = None) -> np.ndarray:
     """Decode with Pillow after checking the size in the header (decompression bombs are refused before any
     pixel is decoded; decoder problems become exceptions, never stderr output)."""
@@ -72,11 +106,7 @@ def _open(source, max_pixels: int, what: str, formats: tuple[str, ...] | None = 
         with Image.open(source) as im:
             if formats is not None and im.format not in formats:
                 raise ImageDecodeError(f"{what} is {im.format}, not a {kinds}")
-            w, h = im.size
-            if w <= 0 or h <= 0:
-                raise ImageDecodeError(f"{what} is empty ({w}x{h})")
-            if w * h > max_pixels:
-                raise ImageDecodeError(f"{what} is {w}x{h}, over the limit of {max_pixels} pixels (not decoded)")
+            check_size(*im.size, max_pixels, what)
             im.load()
             if im.mode in ("L", "RGB", "I;16", "I;16L", "I;16B"):
                 out = np.asarray(im)
@@ -102,7 +132,11 @@ def decode_compressed(data: bytes | bytearray | memoryview, max_pixels: int = DE
 
     if len(data) == 0:
         raise ImageDecodeError("compressed frame is empty")
-    return _open(io.BytesIO(bytes(data)), max_pixels, f"compressed frame of {len(data)} bytes", ("JPEG", "PNG"))
+    what = f"compressed frame of {len(data)} bytes"
+    size = header_size(bytes(data[:65536]))
+    if size is not None:
+        check_size(*size, max_pixels, what)
+    return _open(io.BytesIO(bytes(data)), max_pixels, what, ("JPEG", "PNG"))
 
 
 def to_gray8(image: np.ndarray, encoding: str = "rgb8") -> np.ndarray:
@@ -128,6 +162,10 @@ def read_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> n
     """Read an image file as 8-bit grayscale (size checked before decoding); raise :class:`ImageDecodeError`."""
     if not Path(path).is_file():
         raise ImageDecodeError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        size = header_size(f.read(65536))
+    if size is not None:
+        check_size(*size, max_pixels, str(path))
     image = _open(path, max_pixels, str(path))
     return to_gray8(image, "rgb8")
 
