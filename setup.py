@@ -34,7 +34,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "terrain_segmentation = ai4mars_perception.ros.node:main",
+            "terrain_segmentation = ai4mars_perception.node:main",
             "ai4mars-perception = ai4mars_perception.tools.cli:main",
         ],
     },

@@ -255,7 +255,7 @@ def test_flip_tta_averages_flipped_prediction(tmp_path, navcam_frames):
     frame = read_image_file(navcam_frames[3])
     plain, tta = Segmenter(p, "cpu"), Segmenter(p, "cpu", flip_tta=True)
     x = plain.preprocess(frame)
-    assert np.allclose(tta.logits(x), 2 * plain.logits(x), atol=1e-4)
+    assert np.allclose(tta.logits(x), plain.logits(x), atol=1e-4)  # the mean of the frame and its mirror
     assert np.array_equal(tta.segment(frame), plain.segment(frame))
 
 

@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from ros_harness import Harness, NodeProcess, Topics, mask_array
+from ros_harness import Harness, NodeProcess, Topics, mask_array, qos
 from sensor_msgs.msg import CompressedImage, Image
 from tiny_model import brightness_model, expected_class
 
@@ -322,5 +322,48 @@ def test_shipped_model_answers_navcam_frame(tmp_path, harness, navcam_frames):
         m = t.answer_for(9500, 60)
         assert m is not None and (m.width, m.height) == (1024, 1024)
         assert set(np.unique(mask_array(m))) <= {0, 1, 2, 3, 255}
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+def test_costmap_and_confidence_follow_camera_info(tmp_path, harness, tiny_model, navcam_frames):
+    from nav_msgs.msg import OccupancyGrid
+    from sensor_msgs.msg import CameraInfo
+
+    from ai4mars_perception.ros.messages import camera_info_msg
+
+    name = "cm_seg"
+    node = NodeProcess(tmp_path, {"model_path": tiny_model, "camera_pitch": 30.0},
+                       {"image": "/cm/left/image_raw", "__node": name}, name)  # fmt: skip
+    try:
+        t = Topics(harness, "/cm/left/image_raw", node=name)
+        grids = harness.collect(OccupancyGrid, f"/{name}/costmap")
+        confidence = harness.collect(Image, f"/{name}/confidence")
+        info_pub = harness.node.create_publisher(CameraInfo, "/cm/left/camera_info", qos(True, 1))
+        t.wait_connected()
+        assert harness.spin_until(lambda: harness.node.count_subscribers(f"/{name}/costmap") > 0, 5)
+        time.sleep(0.5)
+        frame = array_to_image(read_image_file(navcam_frames[0]), "mono8")
+
+        def grid_for(stamp: int) -> OccupancyGrid:
+            t.send(frame, stamp)
+            assert harness.spin_until(lambda: any(g.header.stamp.sec == stamp for g in grids), 20)
+            return next(g for g in grids if g.header.stamp.sec == stamp)
+
+        g = grid_for(11000)
+        assert g.header.frame_id == "base_link" and g.info.resolution == pytest.approx(0.1)
+        values = np.array(g.data, np.int16)
+        assert len(values) == g.info.width * g.info.height and set(np.unique(values)) <= {-1, 10, 30, 70, 100}
+        assert (values >= 0).mean() > 0.3
+        assert harness.spin_until(lambda: any(c.header.stamp.sec == 11000 for c in confidence), 5)
+        c = next(c for c in confidence if c.header.stamp.sec == 11000)
+        assert (c.width, c.height, c.encoding) == (1024, 1024, "mono8")
+        # a camera_info with a narrower field of view (longer focal length) shrinks the footprint
+        info = camera_info_msg(frame.header, 1024, 1024, 20.0)
+        for _ in range(5):
+            info_pub.publish(info)
+            harness.spin_until(lambda: False, 0.1)
+        narrow = grid_for(11001)
+        assert narrow.info.height < g.info.height  # y extent (left-right) of the footprint
     finally:
         assert node.stop() == 0, node.output()

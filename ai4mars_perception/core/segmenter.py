@@ -130,7 +130,7 @@ class Segmenter:
         out = self.session.run([self._output_name], {self._input_name: batch})[0]
         if self.flip_tta:
             flipped = self.session.run([self._output_name], {self._input_name: batch[..., ::-1].copy()})[0]
-            out = out + flipped[..., ::-1]
+            out = (out + flipped[..., ::-1]) * 0.5
         return out.astype(np.float32, copy=False)
 
     def postprocess(self, logits: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
@@ -157,8 +157,20 @@ class Segmenter:
             self._rover_cache[shape] = cv2.resize(self._rover_mask, shape[::-1], interpolation=cv2.INTER_NEAREST)
         return self._rover_cache[shape]
 
-    def segment(self, gray: np.ndarray, timings: Timings | None = None) -> np.ndarray:
-        """Segment one uint8 grayscale frame; returns a uint8 mask of the same size."""
+    def confidence(self, logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """uint8 confidence of the predicted class (softmax maximum x 255) at the mask's size; 0 where the mask
+        is unknown (rover body, null class)."""
+        shifted = logits - logits.max(axis=0, keepdims=True)
+        p = np.exp(shifted)
+        conf = (255.0 / p.sum(axis=0)).astype(np.float32)  # the maximum's own term is exp(0) = 1
+        conf = np.clip(conf + 0.5, 0, 255).astype(np.uint8)
+        if conf.shape != mask.shape:
+            conf = cv2.resize(conf, mask.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        conf[mask == IGNORE_INDEX] = 0
+        return conf
+
+    def run(self, gray: np.ndarray, timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Segment one uint8 grayscale frame; returns (mask at the frame size, logits ``(C, h, w)``)."""
         t0 = time.perf_counter()
         x = self.preprocess(gray)
         t1 = time.perf_counter()
@@ -168,4 +180,8 @@ class Segmenter:
         if timings is not None:
             timings.preprocess, timings.inference = t1 - t0, t2 - t1
             timings.postprocess = time.perf_counter() - t2
-        return mask
+        return mask, out[0]
+
+    def segment(self, gray: np.ndarray, timings: Timings | None = None) -> np.ndarray:
+        """Segment one uint8 grayscale frame; returns a uint8 mask of the same size."""
+        return self.run(gray, timings)[0]

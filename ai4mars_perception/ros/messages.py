@@ -25,6 +25,7 @@ from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from ai4mars_perception.core.pipeline import FrameResult
+from ai4mars_perception.core.projection import CameraModel, GroundProjector
 from ai4mars_perception.core.traversability import TABLE_DTYPE, TABLE_FIELDS
 
 _POINT_FIELD_TYPES = {"u": PointField.UINT32, "f": PointField.FLOAT32}
@@ -76,13 +77,48 @@ def table_from_msg(msg: PointCloud2) -> np.ndarray:
     return np.frombuffer(bytes(msg.data), TABLE_DTYPE, count=msg.width * msg.height)
 
 
-def result_messages(result: FrameResult, header: Header, outputs: tuple[str, ...]) -> dict[str, object]:
-    """The node's output messages for ``outputs`` (names among ``mask``, ``overlay``, ``traversability``),
-    all carrying the input ``header``."""
+def occupancy_grid_msg(grid: np.ndarray, projector: GroundProjector, header: Header, frame_id: str):
+    """nav_msgs/OccupancyGrid of an int8 cost grid, in ``frame_id`` (ground plane z = 0), input stamp."""
+    import array
+
+    from nav_msgs.msg import OccupancyGrid
+
+    spec = projector.grid
+    msg = OccupancyGrid()
+    msg.header.stamp, msg.header.frame_id = header.stamp, frame_id
+    msg.info.map_load_time = header.stamp
+    msg.info.resolution = float(spec.resolution)
+    msg.info.width, msg.info.height = spec.width, spec.height
+    msg.info.origin.position.x, msg.info.origin.position.y = spec.origin_x, spec.origin_y
+    msg.info.origin.orientation.w = 1.0
+    msg.data = array.array("b", np.ascontiguousarray(grid, np.int8).tobytes())
+    return msg
+
+
+def camera_model(info) -> CameraModel | None:
+    """Intrinsics of a sensor_msgs/CameraInfo (rclpy or rosbags), or None when it carries none."""
+    if not info.width or not info.height or not info.k[0] or not info.k[4]:
+        return None
+    return CameraModel.from_k(int(info.width), int(info.height), [float(v) for v in info.k])
+
+
+#: every output of the node, in publishing order; the lazy ones are computed only while someone listens
+OUTPUTS = ("mask", "overlay", "traversability", "confidence", "costmap")
+LAZY = ("overlay", "confidence", "costmap")
+
+
+def result_messages(
+    result: FrameResult, header: Header, outputs: tuple[str, ...], projector: GroundProjector | None = None
+) -> dict[str, object]:
+    """The node's output messages for ``outputs`` (names among :data:`OUTPUTS`; ``costmap`` needs the
+    ``projector``), all carrying the input stamp."""
+    frame_id = result.config.ground.costmap_frame
     build = {
         "mask": lambda: image_msg(result.mask, "mono8", header),
         "overlay": lambda: image_msg(result.overlay, "rgb8", header),
         "traversability": lambda: table_msg(result.table, header),
+        "confidence": lambda: image_msg(result.confidence, "mono8", header),
+        "costmap": lambda: occupancy_grid_msg(result.costmap(projector), projector, header, frame_id),
     }
     return {name: build[name]() for name in outputs}
 

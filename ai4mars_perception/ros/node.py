@@ -8,12 +8,14 @@ configures and activates itself, so ``ros2 run`` behaves like a plain node. Only
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import SubscriptionEventCallbacks
@@ -26,12 +28,14 @@ from ai4mars_perception.core.image_codec import ImageDecodeError, gray_from_mess
 from ai4mars_perception.core.params import NODE_NAME, PARAMETERS, Param, ParamsError, check_value
 from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
 from ai4mars_perception.core.segmenter import InferenceError, ModelLoadError
+from ai4mars_perception.ros.camera import CameraGeometry
 from ai4mars_perception.ros.diagnostics import FrameStats
 from ai4mars_perception.ros.environment import prepare_ros_environment
-from ai4mars_perception.ros.messages import result_messages
+from ai4mars_perception.ros.messages import LAZY, OUTPUTS, result_messages
 from ai4mars_perception.ros.qos import choose_reliability, input_qos, output_qos
 
-OUTPUTS = ("mask", "overlay", "traversability")
+MESSAGE_TYPES = {"mask": Image, "overlay": Image, "traversability": PointCloud2, "confidence": Image,
+                 "costmap": OccupancyGrid}  # fmt: skip
 
 
 def _descriptor(p: Param) -> ParameterDescriptor:
@@ -54,7 +58,7 @@ class TerrainSegmentationNode(LifecycleNode):
         self.pipeline: Pipeline | None = None
         self.stats = FrameStats()
         self.last_error = ""
-        self._sub = self._reliability = self._worker = self._diag_timer = self._qos_timer = None
+        self._sub = self._reliability = self._worker = self._diag_timer = self._qos_timer = self._camera = None
         self._retiring: list = []  # subscriptions replaced by a QoS change, kept until the new one is matched
         self._switched = 0.0
         self._last_key: tuple | None = None
@@ -80,8 +84,7 @@ class TerrainSegmentationNode(LifecycleNode):
         self.get_logger().info(
             f"model {seg.path} (version {seg.metadata.model_version}, input {seg.input_size}) on {seg.provider}"
         )
-        self._pubs = {n: self.create_lifecycle_publisher(Image, f"~/{n}", output_qos()) for n in OUTPUTS[:2]}
-        self._pubs["traversability"] = self.create_lifecycle_publisher(PointCloud2, "~/traversability", output_qos())
+        self._pubs = {n: self.create_lifecycle_publisher(MESSAGE_TYPES[n], f"~/{n}", output_qos()) for n in OUTPUTS}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = float(self.param("diagnostics_period"))
         self._diag_timer = self.create_timer(period, self._publish_diagnostics, clock=self._steady)
@@ -92,6 +95,7 @@ class TerrainSegmentationNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="segmentation", daemon=True)
         self._worker.start()
         self._subscribe(choose_reliability(self.param("input_reliability"), [], None))
+        self._camera = CameraGeometry(self, self._sub.topic_name, bool(self.param("use_tf")))
         self._qos_timer = self.create_timer(0.25, self._follow_publishers, clock=self._steady)
         self._follow_publishers()
         return super().on_activate(state)
@@ -117,6 +121,9 @@ class TerrainSegmentationNode(LifecycleNode):
         for sub in [*self._retiring, *([self._sub] if self._sub is not None else [])]:
             self.destroy_subscription(sub)
         self._retiring, self._sub, self._reliability = [], None, None
+        if self._camera is not None:
+            self._camera.destroy()
+            self._camera = None
         with self._cond:
             self._running, self._slot = False, None
             self._cond.notify()
@@ -214,9 +221,13 @@ class TerrainSegmentationNode(LifecycleNode):
         if pipeline is None:
             return
         result = pipeline.process(gray_from_message(msg, pipeline.config.max_pixels))
-        pubs = self._pubs
-        wanted = [n for n in OUTPUTS if n != "overlay" or pubs[n].get_subscription_count() > 0]
-        for name, out in result_messages(result, msg.header, tuple(wanted)).items():
+        pubs, camera = self._pubs, self._camera
+        wanted = tuple(n for n in OUTPUTS if n not in LAZY or pubs[n].get_subscription_count() > 0)
+        projector = None
+        if "costmap" in wanted and camera is not None:
+            pose = camera.pose(msg.header, pipeline.config.ground.costmap_frame)
+            projector = pipeline.projector(result.mask.shape, camera.model, pose)
+        for name, out in result_messages(result, msg.header, wanted, projector).items():
             pubs[name].publish(out)
         self.stats.done(time.monotonic(), arrived, result.timings.inference, "overlay" in wanted)
 
@@ -238,6 +249,7 @@ class TerrainSegmentationNode(LifecycleNode):
         extra = {
             "lifecycle_state": "active" if self._running else "inactive",
             "input_reliability": self._reliability or "none",
+            "camera_geometry": self._camera.source if self._camera is not None else "",
             "provider": pipeline.segmenter.provider if pipeline else "",
             "model_version": pipeline.metadata.model_version if pipeline else "",
         }
@@ -250,6 +262,8 @@ class TerrainSegmentationNode(LifecycleNode):
 def main(args: list[str] | None = None) -> int:
     """Console entry point ``terrain_segmentation`` (accepts ``--ros-args``)."""
     prepare_ros_environment()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # rclpy.init installs its handlers over these
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     rclpy.init(args=args if args is not None else sys.argv)
     node = TerrainSegmentationNode()
     code = 0

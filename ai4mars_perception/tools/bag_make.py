@@ -74,10 +74,10 @@ def make_bag(
                 except (ImageDecodeError, OSError) as e:
                     tqdm.write(f"skipped {path}: {e}")
                     continue
-                writer.write(conn, stamp, serialize(msg))
-                if info_conn is not None:
+                if info_conn is not None:  # before its image, as a camera driver publishes it
                     info = camera_info_msg(header, gray.shape[1], gray.shape[0], fov_deg)
                     writer.write(info_conn, stamp, serialize(info))
+                writer.write(conn, stamp, serialize(msg))
                 written += 1
         if written == 0:
             raise BagError("none of the input files could be read as an image")

@@ -17,6 +17,7 @@ from ai4mars_perception.core.image_codec import gray_from_message
 from ai4mars_perception.core.pipeline import FrameResult, Pipeline
 from ai4mars_perception.core.traversability import TABLE_FIELDS
 from ai4mars_perception.tools.bag_io import (
+    CAMERA_INFO,
     IMAGE,
     POINTCLOUD2,
     BagError,
@@ -31,7 +32,8 @@ from ai4mars_perception.tools.bag_io import (
 
 CSV_COLUMNS = ["index", "topic", "stamp_ns", "status", "error", "verdict", *TABLE_FIELDS[2:], "sector_verdicts",
                "inference_ms"]  # fmt: skip
-OUTPUT_TYPES = {"mask": IMAGE, "overlay": IMAGE, "traversability": POINTCLOUD2}
+OUTPUT_TYPES = {"mask": IMAGE, "overlay": IMAGE, "traversability": POINTCLOUD2, "confidence": IMAGE,
+                "costmap": "nav_msgs/msg/OccupancyGrid"}  # fmt: skip
 
 
 @dataclass
@@ -72,8 +74,9 @@ def process_bag(
     png_dir: Path | None = None,
     overwrite: bool = False,
 ) -> ProcessResult:
-    """Segment every image message of ``path`` into a new bag ``out``: inputs copied, plus ``<node>/mask``,
-    ``<node>/overlay`` and ``<node>/traversability`` with the input headers.
+    """Segment every image message of ``path`` into a new bag ``out``: inputs copied, plus the node's outputs
+    ``<node>/mask``, ``overlay``, ``traversability``, ``confidence`` and ``costmap`` with the input stamps (the
+    costmap uses the bag's ``<image namespace>/camera_info`` when it has one, else the camera_* parameters).
 
     Frames that cannot be decoded are counted, reported and recorded in the CSV; the run goes on.
     The bag and the CSV appear only when the run completes (a killed run leaves neither).
@@ -124,10 +127,15 @@ class _FrameWriter:
         self.conns = {
             n: writer.add_connection(f"{prefix}/{n}", OUTPUT_TYPES[n], typestore=self.ts) for n in self.outputs
         }
+        self.cameras: dict[str, object] = {}  # latest intrinsics per camera namespace
         rows.writerow(CSV_COLUMNS)
 
     def copy(self, conn, stamp: int, data) -> None:
         self.writer.write(self.copies[conn.id], stamp, data)
+        if conn.msgtype == CAMERA_INFO:
+            from ai4mars_perception.ros.messages import camera_model
+
+            self.cameras[conn.topic.rsplit("/", 1)[0]] = camera_model(self.ts.deserialize_cdr(data, CAMERA_INFO))
 
     def process(self, conn, stamp: int, data, result: ProcessResult) -> None:
         from ai4mars_perception.ros.messages import header_msg, result_messages
@@ -143,7 +151,9 @@ class _FrameWriter:
             self.rows.writerow([index, conn.topic, stamp, "error", str(e)])
             return
         header = header_msg(int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec), msg.header.frame_id)
-        for name, out in result_messages(frame, header, self.outputs).items():
+        base = conn.topic.removesuffix("/compressed").rsplit("/", 1)[0]
+        projector = self.pipeline.projector(frame.mask.shape, self.cameras.get(base))
+        for name, out in result_messages(frame, header, self.outputs, projector).items():
             self.writer.write(self.conns[name], stamp, serialize(out))
         self.rows.writerow(summary_row(index, conn.topic, stamp, frame))
         if self.png_dir is not None:
