@@ -94,4 +94,5 @@ def test_bench_command_runs_end_to_end(tmp_path, tiny_model):
     report = json.loads(out.read_text())
     assert report["forward"]["n"] == 2 and report["node_end_to_end"]["n"] == 2
     assert report["node_end_to_end"]["node_peak_rss_mb"] > 0
-    assert set(report["stages"]) == {"preprocess_ms", "postprocess_ms", "traversability_summary_ms"}
+    assert set(report["stages"]) == {"preprocess_ms", "postprocess_ms", "traversability_summary_ms", "confidence_ms",
+                                     "costmap_ms", "costmap_lookup_build_ms"}  # fmt: skip

@@ -32,3 +32,15 @@ def overlay(
     if unknown.any():
         blended[unknown] = base[unknown]
     return blended
+
+
+def costmap_image(grid: np.ndarray, scale: int = 2) -> np.ndarray:
+    """An RGB top view of an int8 cost grid (rows along +y, columns along +x): forward is up, left is left;
+    cost 0 green to 100 red, unknown (-1) dark gray; each cell ``scale`` x ``scale`` pixels."""
+    top = grid.T[::-1, ::-1]  # rows: x from far to near; columns: y from left (+y) to right
+    known = top >= 0
+    hue = (60 * (1.0 - np.clip(top, 0, 100) / 100.0)).astype(np.uint8)  # OpenCV hue: 60 green .. 0 red
+    hsv = np.dstack([hue, np.full_like(hue, 230), np.full_like(hue, 230)])
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    rgb[~known] = (48, 48, 48)
+    return cv2.resize(rgb, (rgb.shape[1] * scale, rgb.shape[0] * scale), interpolation=cv2.INTER_NEAREST)

@@ -122,6 +122,12 @@ class GroundProjector:
         valid &= (col >= 0) & (col < nx) & (row >= 0) & (row < ny)
         pixels = np.flatnonzero(valid)
         cells = (row.ravel()[pixels] * nx + col.ravel()[pixels]).astype(np.int64)
+        # far away, consecutive image rows land more than a cell apart: the cells in between take the pixel
+        # their centre projects to, so the footprint has no striped gaps
+        missed = np.setdiff1d(np.arange(nx * ny), cells)
+        back_pixels, back_cells = self._back_project(missed, camera, rotation, position, (x0, y0, nx), resolution,
+                                                     max_range)  # fmt: skip
+        pixels, cells = np.concatenate([pixels, back_pixels]), np.concatenate([cells, back_cells])
         order = np.argsort(cells, kind="stable")
         pixels, cells = pixels[order], cells[order]
         # near the camera hundreds of pixels share a cell; an even sample of PIXELS_PER_CELL of them sees
@@ -132,6 +138,22 @@ class GroundProjector:
         self.pixels, cells = pixels[keep], cells[keep]  # pixel indices, sorted by cell
         self.cells, self.starts = np.unique(cells, return_index=True)  # cells hit, and where their pixels start
         self.grid = Grid(resolution, int(nx), int(ny), float(x0), float(y0))
+
+    @staticmethod
+    def _back_project(cells, camera, rotation, position, layout, resolution, max_range):
+        """(pixel, cell) for the cells whose centre is seen by the camera within range."""
+        x0, y0, nx = layout
+        cx = x0 + (cells % nx + 0.5) * resolution
+        cy = y0 + (cells // nx + 0.5) * resolution
+        d = np.stack([cx - position[0], cy - position[1], np.full(len(cells), -position[2])], -1) @ rotation
+        z = d[:, 2]
+        ahead = z > 1e-9
+        u = np.where(ahead, camera.fx * d[:, 0] / np.where(ahead, z, 1) + camera.cx, -1)
+        v = np.where(ahead, camera.fy * d[:, 1] / np.where(ahead, z, 1) + camera.cy, -1)
+        ui, vi = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
+        seen = ahead & (ui >= 0) & (ui < camera.width) & (vi >= 0) & (vi < camera.height)
+        seen &= np.hypot(cx - position[0], cy - position[1]) <= max_range
+        return vi[seen] * camera.width + ui[seen], cells[seen]
 
     @staticmethod
     def key_of(camera: CameraModel, rotation: np.ndarray, position, resolution: float, max_range: float,

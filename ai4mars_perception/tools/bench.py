@@ -54,14 +54,24 @@ def bench_core(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, flo
 
 
 def bench_stages(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median ms of the work the node adds around the forward pass, per frame."""
+    """Median ms of the work the node adds around the forward pass, per frame (the lazy outputs too)."""
+    from ai4mars_perception.core.pipeline import GroundConfig
+    from ai4mars_perception.core.projection import CameraModel, GroundProjector
+
     runs = [Timings() for _ in range(repeats)]
-    masks = [seg.segment(frame, t) for t in runs]
-    summary = _time(lambda: summarize(masks[-1]), repeats)["median_ms"]
+    outs = [seg.run(frame, t) for t in runs]
+    mask, logits = outs[-1]
+    h, w = mask.shape
+    t0 = time.perf_counter()
+    projector = GroundProjector(CameraModel.from_fov(w, h, 45.0), *GroundConfig().pose())
+    build = 1000 * (time.perf_counter() - t0)
     return {
         "preprocess_ms": statistics.median(1000 * t.preprocess for t in runs),
         "postprocess_ms": statistics.median(1000 * t.postprocess for t in runs),
-        "traversability_summary_ms": summary,
+        "traversability_summary_ms": _time(lambda: summarize(mask), repeats)["median_ms"],
+        "confidence_ms": _time(lambda: seg.confidence(logits, mask), repeats)["median_ms"],
+        "costmap_ms": _time(lambda: projector.costmap(mask), repeats)["median_ms"],
+        "costmap_lookup_build_ms": build,
     }
 
 
@@ -155,6 +165,8 @@ def format_report(r: dict) -> str:
         f"  = {r['forward_gflops_per_s']:.0f} GFLOP/s",
         f"added per frame          preprocess {r['stages']['preprocess_ms']:.1f} ms, postprocess "
         f"{r['stages']['postprocess_ms']:.1f} ms, traversability {r['stages']['traversability_summary_ms']:.1f} ms",
+        f"lazy outputs             confidence {r['stages']['confidence_ms']:.1f} ms, costmap "
+        f"{r['stages']['costmap_ms']:.1f} ms (lookup built once: {r['stages']['costmap_lookup_build_ms']:.0f} ms)",
         f"core pipeline            median {r['core_pipeline']['median_ms']:.1f} ms"
         f"  p90 {r['core_pipeline']['p90_ms']:.1f} ms",
     ]
