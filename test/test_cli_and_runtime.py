@@ -96,3 +96,9 @@ def test_bench_command_runs_end_to_end(tmp_path, tiny_model):
     assert report["node_end_to_end"]["node_peak_rss_mb"] > 0
     assert set(report["stages"]) == {"preprocess_ms", "postprocess_ms", "traversability_summary_ms", "confidence_ms",
                                      "costmap_ms", "costmap_lookup_build_ms"}  # fmt: skip
+
+
+def test_readme_documents_every_parameter():
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name in PARAMETERS if f"`{name}`" not in readme]
+    assert not missing, f"README parameter table lacks {missing}"

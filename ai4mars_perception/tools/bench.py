@@ -244,11 +244,18 @@ def command(args) -> int:
 
     prepare_ros_environment(loopback=True)
     if args.transport:
-        print("publisher profile  publisher QoS   received by a best-effort subscriber (1 MiB frames, 10 Hz)")
         from ai4mars_perception.tools.bench_transport import bench_transport
 
-        for r in bench_transport():
-            print(f"{r['publisher_profile']:<18} {r['publisher_qos']:<15} {r['received']}/{r['sent']}")
+        print("publisher (profile, QoS)      subscriber (profile, QoS)       received (1 MiB frames at 10 Hz)")
+        rows = bench_transport()
+        for r in rows:
+            pub, sub = (
+                f"{r['publisher_profile']}, {r['publisher_qos']}",
+                f"{r['subscriber_profile']}, {r['subscriber_qos']}",
+            )
+            print(f"{pub:<29} {sub:<31} {r['received']}/{r['sent']}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
         return 0
     if args.image:
         frame = read_image_file(args.image)

@@ -103,7 +103,8 @@ def cmd_export(a: argparse.Namespace) -> int:
     if a.learner:
         print(f"loading {learner}: unpickling runs code from the file; only load learners you trust", file=sys.stderr)
     run_json = Path(a.run) / "run.json" if a.run else None
-    r = export(learner, Path(a.out), a.size, a.model_version, run_json, Path(a.frames) if a.frames else None)
+    r = export(learner, Path(a.out), a.size, a.model_version, run_json, Path(a.frames) if a.frames else None,
+               a.fp16_weights, Path(a.metrics) if a.metrics else None)  # fmt: skip
     print(json.dumps(r, indent=2))
     return 0
 
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="ONNX input size (default: the training size, else 256)")
     p.add_argument("--model-version")
     p.add_argument("--frames", help="folder of frames for the parity check (default: random frames)")
+    p.add_argument("--fp16-weights", action="store_true", help="store weights as float16 (half the file; fp32 compute)")
+    p.add_argument("--metrics", help="metrics.json from evaluate, recorded in the model's metadata")
     p.set_defaults(func=cmd_export)
     return parser
 

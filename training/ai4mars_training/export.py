@@ -108,6 +108,29 @@ def export_onnx(model: torch.nn.Module, path: Path, size: int, meta: ModelMetada
     tmp.unlink()
 
 
+def store_weights_fp16(path: Path, min_elements: int = 1024) -> int:
+    """Store the large float32 weights of an ONNX file as float16, each followed by a Cast back to float32
+    (ONNX Runtime folds the casts when it loads the model, so inference still runs in fp32): half the file size.
+    Returns the number of tensors converted."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph, inits, casts = model.graph, [], []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16")
+            inits.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+        else:
+            inits.append(init)
+    nodes = casts + list(graph.node)
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(inits)
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))
+    return len(casts)
+
+
 def parity(model: torch.nn.Module, onnx_path: Path, frames: list[np.ndarray]) -> dict:
     """Torch vs ONNX Runtime on the same preprocessed frames: max |logit diff| and arg-max agreement."""
     seg = Segmenter(onnx_path, "cpu")
@@ -143,8 +166,13 @@ def export(
     model_version: str | None = None,
     run_json: Path | None = None,
     frames_dir: Path | None = None,
+    fp16_weights: bool = False,
+    metrics_json: Path | None = None,
 ) -> dict:
-    """Write ``out/learner.pkl`` and ``out/model.onnx``; returns the export report (also ``out/export.json``)."""
+    """Write ``out/learner.pkl`` and ``out/model.onnx``; returns the export report (also ``out/export.json``).
+
+    ``fp16_weights``: store the weights as float16 (half the size; compute stays fp32). ``metrics_json``: an
+    ``evaluate`` metrics.json whose per-class IoU, mIoU and pixel accuracy go into the model's metadata."""
     learn = load_learner_file(learner_path)
     n_out, null = learner_classes(learn)
     run = json.loads(run_json.read_text()) if run_json and run_json.is_file() else {}
@@ -169,10 +197,28 @@ def export(
         },
         metrics={k: best[k] for k in ("miou", "pixel_acc", "iou_big_rock", "valid_loss", "epoch") if k in best},
     )
+    if fp16_weights:
+        meta.training["weights_storage"] = "float16 (computed in float32)"
+    if metrics_json is not None:
+        if not metrics_json.is_file():
+            raise TrainingError(f"metrics file {metrics_json} does not exist (write it with ai4mars-train evaluate)")
+        ev = json.loads(metrics_json.read_text())
+        meta.metrics["evaluation"] = {k: ev[k] for k in ("miou", "pixel_accuracy", "iou", "images", "split") if k in ev}
     onnx_path = out / "model.onnx"
     export_onnx(learn.model, onnx_path, size, meta)
+    if fp16_weights:
+        store_weights_fp16(onnx_path)
     report = parity(learn.model, onnx_path, sample_frames(frames_dir, size))
-    report.update({"onnx": str(onnx_path), "learner": str(out / "learner.pkl"), "size": size, "outputs": n_out})
+    report.update(
+        {
+            "onnx": str(onnx_path),
+            "learner": str(out / "learner.pkl"),
+            "size": size,
+            "outputs": n_out,
+            "fp16_weights": fp16_weights,
+            "megabytes": round(onnx_path.stat().st_size / 1e6, 1),
+        }
+    )
     report["parity_ok"] = report["argmax_agreement"] >= 0.999
     (out / "export.json").write_text(json.dumps(report, indent=2))
     if not report["parity_ok"]:
