@@ -68,3 +68,15 @@ def test_launch_under_launch_testing(tiny_model, tmp_path):
     r = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     assert "Ran 2 tests" in r.stderr and "FAILED" not in r.stderr
+
+
+def test_rviz_config_shows_every_output_of_the_node():
+    import yaml
+
+    from ai4mars_perception.core.params import NODE_NAME
+    from ai4mars_perception.ros.messages import OUTPUTS
+
+    config = yaml.safe_load((REPO / "config" / "ai4mars.rviz").read_text())
+    topics = {d["Topic"]["Value"] for d in config["Visualization Manager"]["Displays"] if "Topic" in d}
+    assert {f"/{NODE_NAME}/{name}" for name in OUTPUTS if name != "traversability"} <= topics
+    assert "/navcam/left/image_raw" in topics  # replaced by the launch's image_topic

@@ -62,14 +62,11 @@ def load_learner_file(path: Path):
 
 def learner_classes(learn) -> tuple[int, bool]:
     """(number of outputs, whether the last output is a null class) of a segmentation learner."""
-    vocab = getattr(learn.dls, "vocab", None)
     with torch.no_grad():
         out = learn.model.eval()(torch.zeros(1, 3, 64, 64))
     n_out = int(out.shape[1])
     if n_out not in (4, 5):
         raise TrainingError(f"the learner predicts {n_out} classes; AI4Mars models predict 4 (or 5 with a null class)")
-    if vocab is not None and len(vocab) == n_out and n_out == 5:
-        return n_out, True
     return n_out, n_out == 5
 
 
