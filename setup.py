@@ -16,6 +16,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/samples/navcam", glob("samples/navcam/*.JPG")),  # the demo's Navcam sequence
         *([(f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md"))] if glob("models/*.onnx") else []),
     ],
     python_requires=">=3.10",

@@ -21,7 +21,7 @@ from ai4mars_perception.core.classes import CLASS_NAMES, UNKNOWN_COLOR
 from ai4mars_perception.core.contact_sheet import contact_sheet, legend, save_rgb
 from ai4mars_perception.core.overlay import colorize
 from ai4mars_perception.core.params import NODE_NAME
-from ai4mars_perception.core.paths import default_model_path
+from ai4mars_perception.core.paths import default_model_path, share_dir
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_perception.core.traversability import TABLE_FIELDS, Verdict
 from ai4mars_perception.tools.bag_io import IMAGE, POINTCLOUD2, read_frames, typestore
@@ -29,7 +29,6 @@ from ai4mars_perception.tools.errors import ToolError
 
 TOPIC = "/navcam/left/image_raw"
 OUTPUTS = ("mask", "overlay", "traversability")
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "navcam"
 
 
 def run_demo(model: Path, frames_dir: Path, out: Path, rate: float = 1.0) -> dict:
@@ -164,7 +163,8 @@ def command(args) -> int:
     prepare_ros_environment(loopback=True)
     out = Path(args.out).resolve()
     model = Path(args.model) if args.model else default_model_path()
-    report = run_demo(model, Path(args.frames) if args.frames else SAMPLES, out, args.rate)
+    frames = Path(args.frames) if args.frames else share_dir() / "samples" / "navcam"
+    report = run_demo(model, frames, out, args.rate)
     e2e = report["end_to_end_ms"]
     print(
         f"demo: {report['frames_answered']}/{report['frames_published']} frames answered; end-to-end latency "
