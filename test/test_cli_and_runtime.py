@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from ai4mars_perception.core.params import PARAMETERS, defaults, load_params_file
@@ -119,3 +120,17 @@ def test_demo_runs_as_make_demo_does(tmp_path, tiny_model):
     assert sheet is not None and sheet.shape[0] > 8 * 320
     rows = (tmp_path / "demo" / "traversability.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 * 4  # header + frame and 3 sectors per frame
+
+
+def test_bench_gpu_plumbing_on_the_cpu(tmp_path):
+    """``bench-gpu`` is for a lent GPU; on the CPU its fp32 row checks the device-side path end to end."""
+    pytest.importorskip("torch")
+    import json
+
+    from tiny_model import brightness_torchscript
+
+    model = brightness_torchscript(tmp_path / "b.pt")
+    out = tmp_path / "gpu.json"
+    assert main(["bench-gpu", str(model), "--repeats", "5", "--device", "cpu", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["variant"] == "fp32" and row["mask_shape"] == [1024, 1024] and row["frames_per_s"] > 0

@@ -367,3 +367,25 @@ def test_costmap_and_confidence_follow_camera_info(tmp_path, harness, tiny_model
         assert narrow.info.height < g.info.height  # y extent (left-right) of the footprint
     finally:
         assert node.stop() == 0, node.output()
+
+
+def test_node_with_the_pytorch_backend_answers_navcam_frames(tmp_path, harness, navcam_frames, tiny_model):
+    pytest.importorskip("torch", reason="the PyTorch backend is optional (pip install .[torch])")
+    from tiny_model import brightness_torchscript
+
+    model = brightness_torchscript(tmp_path / "brightness.pt")
+    name = "pt_seg"
+    node = NodeProcess(tmp_path, {"model_path": model, "backend": "torch", "device": "cpu"},
+                       {"image": "/pt/image", "__node": name}, name)  # fmt: skip
+    try:
+        t = Topics(harness, "/pt/image", node=name)
+        t.wait_connected()
+        frame = read_image_file(navcam_frames[2])
+        t.send(array_to_image(frame, "mono8"), 12000)
+        m = t.answer_for(12000, 60)
+        assert m is not None and (m.width, m.height) == (1024, 1024)
+        # the same mask as the ONNX Runtime backend on the same (closed-form) model
+        assert (mask_array(m) == Segmenter(tiny_model, "cpu").segment(frame)).mean() >= 0.999
+        assert t.diag_values()["provider"] == "torch-cpu"
+    finally:
+        assert node.stop() == 0, node.output()

@@ -106,3 +106,22 @@ def nan_model(path: Path, size: int = 64) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def brightness_torchscript(path: Path, size: int = 64) -> Path:
+    """The brightness model as TorchScript with the same metadata (for the PyTorch backend); needs torch."""
+    import torch
+
+    spec = InputSpec(height=size, width=size)
+    c = torch.tensor([_normalised(v, spec) for v in CENTRES], dtype=torch.float32)
+    conv = torch.nn.Conv2d(3, len(CENTRES), 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:, 0, 0, 0] = 2 * c
+        conv.bias.copy_(-(c**2))
+    meta = ModelMetadata(
+        model_version="test-brightness-torch-1", architecture="test: 1x1 conv on brightness", input=spec
+    )
+    traced = torch.jit.trace(conv.eval(), torch.zeros(1, 3, size, size))
+    torch.jit.save(traced, str(path), _extra_files={"ai4mars_perception.json": meta.to_json()})
+    return path

@@ -43,6 +43,10 @@ class MetadataError(ValueError):
     """The model's metadata is missing or does not follow the schema."""
 
 
+class ModelLoadError(RuntimeError):
+    """The model file is missing, unreadable, or lacks the metadata this package needs."""
+
+
 @dataclass
 class InputSpec:
     """How a frame becomes the network input."""

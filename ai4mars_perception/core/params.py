@@ -33,6 +33,9 @@ PARAMETERS: dict[str, Param] = {
     "model_path": Param("", "ONNX model exported by ai4mars-train (empty: the shipped default model)"),
     "device": Param("auto", "auto | cpu | cuda (auto: TensorRT/CUDA when available, else CPU)",
                     choices=("auto", "cpu", "cuda")),
+    "backend": Param("auto", "auto | onnxruntime | torch (auto: ONNX Runtime on a GPU, else PyTorch on a GPU, else "
+                     "ONNX Runtime on the CPU)", choices=("auto", "onnxruntime", "torch")),
+    "allow_pickle": Param(False, "allow a fastai learner .pkl as model_path (unpickling runs code from the file)"),
     "intra_op_threads": Param(0, "ONNX Runtime intra-op threads (0: one per core)", range=(0, 256)),
     "flip_tta": Param(False, "average the prediction with a horizontally flipped frame (2x compute)"),
     "transport": Param("raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed",

@@ -55,6 +55,8 @@ class PipelineConfig:
 
     model_path: str = ""
     device: str = "auto"
+    backend: str = "auto"
+    allow_pickle: bool = False
     intra_op_threads: int = 0
     flip_tta: bool = False
     max_pixels: int = defaults()["max_pixels"]
@@ -74,7 +76,8 @@ class PipelineConfig:
             raise ParamsError(str(e)) from None
         if not 0.0 <= float(v["overlay_alpha"]) <= 1.0:
             raise ParamsError("overlay_alpha must lie in [0, 1]")
-        names = ("model_path", "device", "intra_op_threads", "flip_tta", "max_pixels", "rover_mask_path")
+        names = ("model_path", "device", "backend", "allow_pickle", "intra_op_threads", "flip_tta", "max_pixels",
+                 "rover_mask_path")  # fmt: skip
         ground = GroundConfig(**{k: v[k] for k in _GROUND_KEYS})
         return cls(**{k: v[k] for k in names}, overlay_alpha=float(v["overlay_alpha"]), traversability=trav,
                    ground=ground)  # fmt: skip
@@ -144,7 +147,8 @@ class Pipeline:
     def __init__(self, config: PipelineConfig) -> None:
         path = config.resolved_model_path()
         try:
-            self.segmenter = Segmenter(path, config.device, config.intra_op_threads, config.flip_tta)
+            self.segmenter = Segmenter(path, config.device, config.intra_op_threads, config.flip_tta, config.backend,
+                                       config.allow_pickle)  # fmt: skip
         except ModelLoadError as e:
             if not config.model_path:
                 raise ModelLoadError(f"{e} (no model named: pass model_path:=/path/to/model.onnx)") from None

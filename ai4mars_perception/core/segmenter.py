@@ -1,4 +1,5 @@
-"""Run an exported AI4Mars model with ONNX Runtime: frame in, class mask out (ROS-free)."""
+"""Run an exported AI4Mars model: frame in, class mask out (ROS-free). The network itself runs in a backend
+(:mod:`ai4mars_perception.core.backends`: ONNX Runtime by default, PyTorch optionally)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ai4mars_perception.core.backends import ModelLoadError, load_backend, select_providers
 from ai4mars_perception.core.classes import IGNORE_INDEX
-from ai4mars_perception.core.model_metadata import METADATA_KEY, MetadataError, ModelMetadata
+
+__all__ = ["InferenceError", "ModelLoadError", "Segmenter", "Timings", "select_providers"]
 
 log = logging.getLogger(__name__)
 
 _INTERPOLATION = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
-DEVICES = ("auto", "cpu", "cuda")
-
-
-class ModelLoadError(RuntimeError):
-    """The model file is missing, unreadable, or lacks the metadata this package needs."""
 
 
 class InferenceError(RuntimeError):
@@ -35,18 +33,6 @@ class Timings:
     preprocess: float = 0.0
     inference: float = 0.0
     postprocess: float = 0.0
-
-
-def select_providers(device: str, available: list[str]) -> list[str]:
-    """Choose ONNX Runtime execution providers for ``device`` (auto | cpu | cuda)."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if device == "cuda" and not gpu:
-        raise ModelLoadError("device 'cuda' requested but onnxruntime has no CUDA provider (install onnxruntime-gpu)")
-    return gpu + ["CPUExecutionProvider"]
 
 
 class Segmenter:
@@ -63,48 +49,29 @@ class Segmenter:
         device: str = "auto",
         intra_op_threads: int = 0,
         flip_tta: bool = False,
+        backend: str = "auto",
+        allow_pickle: bool = False,
     ) -> None:
-        import onnxruntime as ort
-
         path = Path(model_path)
-        if not path.is_file():
-            raise ModelLoadError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        providers = select_providers(device, ort.get_available_providers())
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        except Exception as e:  # onnxruntime raises several private exception types
-            raise ModelLoadError(f"{path} is not a loadable ONNX model: {str(e).splitlines()[0]}") from None
-        props = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in props:
-            raise ModelLoadError(f"{path} has no '{METADATA_KEY}' metadata; export it with ai4mars-train export")
-        try:
-            self.metadata = ModelMetadata.from_json(props[METADATA_KEY])
-        except MetadataError as e:
-            raise ModelLoadError(f"{path}: {e}") from None
+        self.backend = load_backend(path, backend, device, intra_op_threads, allow_pickle)
+        self.metadata = self.backend.metadata
         self.path = path
-        self.provider = self.session.get_providers()[0]
+        self.provider = self.backend.provider
         self.flip_tta = flip_tta
-        inp = self.session.get_inputs()[0]
-        self._input_name = inp.name
-        self._output_name = self.session.get_outputs()[0].name
-        self._input_dtype = np.float16 if "float16" in inp.type else np.float32
         spec = self.metadata.input
-        shape = inp.shape
-        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.channels):
-            raise ModelLoadError(f"{path}: input shape {shape} does not match {spec.channels} channels in metadata")
-        fixed = [d for d in shape[2:] if isinstance(d, int)]
-        if len(fixed) == 2 and fixed != [spec.height, spec.width]:
-            raise ModelLoadError(f"{path}: input shape {shape} does not match {spec.height}x{spec.width} in metadata")
         self._interp = _INTERPOLATION[spec.resize]
         std = np.asarray(spec.std, np.float32)
         self._gain = (spec.scale / std).reshape(-1, 1, 1).astype(np.float32)
         self._bias = (-np.asarray(spec.mean, np.float32) / std).reshape(-1, 1, 1)
         self._rover_cache: dict[tuple[int, int], np.ndarray] = {}
         self._rover_mask: np.ndarray | None = None
+        # the device-side path (PyTorch on CUDA) when nothing needs the numpy one (area resize, no TTA)
+        self._device_path = (
+            getattr(self.backend, "device", None) is not None
+            and self.backend.device.type == "cuda"
+            and spec.resize == "area"
+            and not flip_tta
+        )
         log.info("loaded %s (version %s) on %s", path.name, self.metadata.model_version, self.provider)
 
     @property
@@ -123,13 +90,13 @@ class Segmenter:
         if gray.shape != (h, w):
             gray = cv2.resize(gray, (w, h), interpolation=self._interp)
         x = gray.astype(np.float32)[None] * self._gain + self._bias
-        return x[None].astype(self._input_dtype, copy=False)
+        return x[None]
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on a preprocessed batch; returns float32 logits ``(N, C, h, w)``."""
-        out = self.session.run([self._output_name], {self._input_name: batch})[0]
+        out = self.backend(batch)
         if self.flip_tta:
-            flipped = self.session.run([self._output_name], {self._input_name: batch[..., ::-1].copy()})[0]
+            flipped = self.backend(batch[..., ::-1].copy())
             out = (out + flipped[..., ::-1]) * 0.5
         return out.astype(np.float32, copy=False)
 
@@ -171,6 +138,8 @@ class Segmenter:
 
     def run(self, gray: np.ndarray, timings: Timings | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Segment one uint8 grayscale frame; returns (mask at the frame size, logits ``(C, h, w)``)."""
+        if self._device_path:
+            return self._run_on_device(gray, timings)
         t0 = time.perf_counter()
         x = self.preprocess(gray)
         t1 = time.perf_counter()
@@ -181,6 +150,18 @@ class Segmenter:
             timings.preprocess, timings.inference = t1 - t0, t2 - t1
             timings.postprocess = time.perf_counter() - t2
         return mask, out[0]
+
+    def _run_on_device(self, gray: np.ndarray, timings: Timings | None) -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        mask, logits = self.backend.device_segment(gray, self.metadata.null_class)
+        if not np.isfinite(logits).all():
+            raise InferenceError("the model output contains NaN or Inf values")
+        rover = self._rover_for(gray.shape[:2])
+        if rover is not None:
+            mask[rover > 0] = IGNORE_INDEX
+        if timings is not None:
+            timings.preprocess, timings.inference, timings.postprocess = 0.0, time.perf_counter() - t0, 0.0
+        return mask, logits
 
     def segment(self, gray: np.ndarray, timings: Timings | None = None) -> np.ndarray:
         """Segment one uint8 grayscale frame; returns a uint8 mask of the same size."""

@@ -76,7 +76,7 @@ def bench_stages(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, f
 
 
 def bench_node(
-    model: str, frame: np.ndarray, repeats: int, device: str = "cpu", reliable: bool = False
+    model: str, frame: np.ndarray, repeats: int, device: str = "cpu", reliable: bool = False, backend: str = "auto"
 ) -> dict[str, float]:
     """Publish ``repeats`` frames one at a time to a node process and time each mask's return."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -88,7 +88,8 @@ def bench_node(
 
     env = child_env()  # this process publishes 1 MiB frames best-effort: it has the large-SHM profile too
     name = "ai4mars_bench_segmentation"
-    params = {"model_path": model, "device": device, "input_reliability": "reliable" if reliable else "best_effort"}
+    params = {"model_path": model, "device": device, "backend": backend,
+              "input_reliability": "reliable" if reliable else "best_effort"}  # fmt: skip
     proc = start_node(params, {"image": "/bench/image", "__node": name}, env)
     try:
         with RosSession("ai4mars_bench") as ros:
@@ -125,10 +126,17 @@ def bench_node(
 
 
 def run_benchmark(
-    model: str, frame: np.ndarray, repeats: int, device: str, node: bool, out: Path | None, bags: Path | None = None
+    model: str,
+    frame: np.ndarray,
+    repeats: int,
+    device: str,
+    node: bool,
+    out: Path | None,
+    bags: Path | None = None,
+    backend: str = "auto",
 ) -> dict:
     """Run all benchmarks and return (and optionally write) a JSON-able report."""
-    seg = Segmenter(model, device)
+    seg = Segmenter(model, device, backend=backend)
     fwd = bench_forward(seg, frame, repeats)
     h, w = seg.input_size
     gflop = GFLOP_PER_FRAME_256 * (h * w) / (256 * 256)
@@ -147,7 +155,7 @@ def run_benchmark(
     }
     del seg
     if node:
-        report["node_end_to_end"] = bench_node(model, frame, repeats, device)
+        report["node_end_to_end"] = bench_node(model, frame, repeats, device, backend=backend)
         report["node_latency_over_forward"] = report["node_end_to_end"]["median_ms"] / fwd["median_ms"]
     if bags is not None:
         report["bags"] = bench_bags(model, bags)
@@ -262,8 +270,9 @@ def command(args) -> int:
     else:
         frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
     model = args.model or str(default_model_path())
-    Segmenter(model, args.device)  # fail early with a clear message
+    Segmenter(model, args.device, backend=args.backend)  # fail early with a clear message
     out = Path(args.json) if args.json else None
     bags = Path(args.bags) if args.bags else None
-    print(format_report(run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags)))
+    report = run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags, args.backend)
+    print(format_report(report))
     return 0

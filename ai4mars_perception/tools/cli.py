@@ -22,6 +22,9 @@ def _pipeline_args(p: argparse.ArgumentParser, overlay: bool = True) -> None:
     p.add_argument("--params-file", help="the node's params YAML (same keys; flags below win over it)")
     p.add_argument("--model", help="ONNX model (default: model_path of the params file, else the shipped model)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the params file's, else auto")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), help="default: the params file's, else auto")
+    p.add_argument("--allow-pickle", action="store_const", const=True, default=None,
+                   help="allow a fastai learner .pkl as --model (unpickling runs code from the file)")  # fmt: skip
     p.add_argument("--rover-mask", help="rover mask image (non-zero = rover), reported as unknown")
     if overlay:
         p.add_argument("--alpha", type=float, help="overlay opacity (default: overlay_alpha of the params file, 0.5)")
@@ -32,7 +35,8 @@ def pipeline_from_args(args: argparse.Namespace, node_name: str = NODE_NAME):
     from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
 
     values = load_params_file(args.params_file, node_name) if args.params_file else defaults()
-    flags = {"model_path": args.model, "device": args.device, "rover_mask_path": args.rover_mask,
+    flags = {"model_path": args.model, "device": args.device, "backend": args.backend,
+             "allow_pickle": args.allow_pickle, "rover_mask_path": args.rover_mask,
              "overlay_alpha": getattr(args, "alpha", None)}  # fmt: skip
     values.update({k: v for k, v in flags.items() if v is not None})
     return Pipeline(PipelineConfig.from_values(values))
@@ -80,6 +84,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ai4mars_perception.tools import bench
 
     return bench.command(args)
+
+
+def cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from ai4mars_perception.tools.bench_gpu import command
+
+    return command(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="forward time, core pipeline time and end-to-end node latency")
     p.add_argument("--model", help="ONNX model (default: the shipped model)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch"))
     p.add_argument("--image", help="frame to use (default: random 1024x1024 mono8)")
     p.add_argument("--size", type=int, default=1024, help="side of the random frame")
     p.add_argument("--repeats", type=int, default=20)
@@ -146,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bags", metavar="FRAMES_DIR", help="also time bag process and bag play on these frames")
     p.add_argument("--transport", action="store_true", help="only: 1 MiB frame delivery with and without the profile")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-gpu", help="PyTorch backend on the GPU: fp32, fp16, fp16 + CUDA graph (needs torch)")
+    p.add_argument("models", nargs="+", metavar="MODEL.pt", help="TorchScript exports (e.g. at 256² and 1024²)")
+    p.add_argument("--image", help="1024² frame to use (default: random mono8)")
+    p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--json", help="also write the rows as JSON")
+    p.set_defaults(func=cmd_bench_gpu)
 
     p = sub.add_parser("demo", help="bundled Navcam bag → node over DDS → contact sheet, CSV, latency, output bag")
     p.add_argument("--model", help="ONNX model (default: the shipped model)")

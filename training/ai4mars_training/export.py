@@ -1,4 +1,5 @@
-"""``ai4mars-train export``: learner → learner.pkl + ONNX with the node's metadata, checked for parity.
+"""``ai4mars-train export``: learner → learner.pkl + ONNX (and TorchScript) with the node's metadata, checked for
+parity.
 
 Loading a learner ``.pkl`` unpickles it, which runs code from the file: only load files you trust.
 """
@@ -6,10 +7,7 @@ Loading a learner ``.pkl`` unpickles it, which runs code from the file: only loa
 from __future__ import annotations
 
 import json
-import pickle
-import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -18,46 +16,20 @@ import onnx
 import torch
 
 from ai4mars_perception.core.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
-from ai4mars_perception.core.model_metadata import METADATA_KEY, InputSpec, ModelMetadata
+from ai4mars_perception.core.model_metadata import METADATA_KEY, InputSpec, ModelLoadError, ModelMetadata
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_training.errors import TrainingError
 
-_MISSING_ATTR = re.compile(r"Can't get attribute '([A-Za-z_][A-Za-z0-9_]*)' on <module '__main__'")
-
-
-def _placeholder(name: str):
-    def label_function(*_args, **_kwargs):
-        raise RuntimeError(f"{name} was defined in the notebook that trained this learner; it is not needed here")
-
-    label_function.__name__ = label_function.__qualname__ = name
-    return label_function
-
 
 def load_learner_file(path: Path):
-    """``load_learner`` on CPU; functions the pickle expects in ``__main__`` (a notebook's ``get_label``)
-    are provided as placeholders, since inference and export never call them."""
-    from fastai.learner import load_learner
+    """``load_learner`` on CPU, with a notebook's ``__main__`` functions stood in (the core's loader, which the
+    node's PyTorch backend uses too)."""
+    from ai4mars_perception.core.fastai_learner import load_learner_file as load
 
-    if not path.is_file():
-        raise TrainingError(f"learner file {path} does not exist")
-    main = sys.modules["__main__"]
-    added = []
     try:
-        for _ in range(20):
-            try:
-                return load_learner(path, cpu=True)
-            except AttributeError as e:
-                m = _MISSING_ATTR.search(str(e))
-                if not m or hasattr(main, m.group(1)):
-                    raise TrainingError(f"{path} could not be loaded: {e}") from None
-                setattr(main, m.group(1), _placeholder(m.group(1)))
-                added.append(m.group(1))
-            except (EOFError, ValueError, RuntimeError, ModuleNotFoundError, pickle.UnpicklingError) as e:
-                raise TrainingError(f"{path} is not a loadable fastai learner: {e}") from None
-        raise TrainingError(f"{path} needs too many notebook functions: {added}")
-    finally:
-        for name in added:
-            delattr(main, name)
+        return load(path)
+    except ModelLoadError as e:
+        raise TrainingError(str(e)) from None
 
 
 def learner_classes(learn) -> tuple[int, bool]:
@@ -103,6 +75,14 @@ def export_onnx(model: torch.nn.Module, path: Path, size: int, meta: ModelMetada
     m.producer_name = "ai4mars_training"
     onnx.save(m, str(path))
     tmp.unlink()
+
+
+def export_torchscript(model: torch.nn.Module, path: Path, size: int, meta: ModelMetadata) -> None:
+    """Trace ``model`` at ``size``² into TorchScript with the same metadata (for the node's PyTorch backend)."""
+    model = model.eval().float().cpu()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, torch.zeros(1, 3, size, size))
+    torch.jit.save(traced, str(path), _extra_files={f"{METADATA_KEY}.json": meta.to_json()})
 
 
 def store_weights_fp16(path: Path, min_elements: int = 1024) -> int:
@@ -166,7 +146,8 @@ def export(
     fp16_weights: bool = False,
     metrics_json: Path | None = None,
 ) -> dict:
-    """Write ``out/learner.pkl`` and ``out/model.onnx``; returns the export report (also ``out/export.json``).
+    """Write ``out/learner.pkl``, ``out/model.onnx`` and ``out/model.pt`` (TorchScript, same metadata, for the
+    PyTorch backend); returns the export report (also ``out/export.json``).
 
     ``fp16_weights``: store the weights as float16 (half the size; compute stays fp32). ``metrics_json``: an
     ``evaluate`` metrics.json whose per-class IoU, mIoU and pixel accuracy go into the model's metadata."""
@@ -205,6 +186,7 @@ def export(
     export_onnx(learn.model, onnx_path, size, meta)
     if fp16_weights:
         store_weights_fp16(onnx_path)
+    export_torchscript(learn.model, onnx_path.with_suffix(".pt"), size, meta)
     report = parity(learn.model, onnx_path, sample_frames(frames_dir, size))
     report.update(
         {
