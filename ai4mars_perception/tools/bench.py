@@ -16,6 +16,7 @@ import numpy as np
 
 from ai4mars_perception.core.segmenter import Segmenter, Timings
 from ai4mars_perception.core.traversability import summarize
+from ai4mars_perception.tools.bench_seed import cpu_limits, seed_predict_ms
 
 GFLOP_PER_FRAME_256 = 58.0  # fastai DynamicUnet(resnet18), 256x256 input
 
@@ -134,8 +135,10 @@ def run_benchmark(
     out: Path | None,
     bags: Path | None = None,
     backend: str = "auto",
+    seed_frame: Path | None = None,
 ) -> dict:
-    """Run all benchmarks and return (and optionally write) a JSON-able report."""
+    """Run all benchmarks and return (and optionally write) a JSON-able report. With ``seed_frame`` (a frame
+    file), also fastai ``learner.predict`` on it, the seed's path, in the same run."""
     seg = Segmenter(model, device, backend=backend)
     fwd = bench_forward(seg, frame, repeats)
     h, w = seg.input_size
@@ -150,12 +153,21 @@ def run_benchmark(
         "cores": os.cpu_count(),
         "forward": fwd,
         "forward_gflops_per_s": gflop / (fwd["median_ms"] / 1000.0),
+        "cpu_limits": cpu_limits(),
         "core_pipeline": bench_core(seg, frame, repeats),
         "stages": bench_stages(seg, frame, repeats),
     }
     del seg
+    if seed_frame is not None:
+        try:
+            report["seed_learner_predict"] = seed_predict_ms(seed_frame, h, max(3, repeats // 2))
+        except ImportError:
+            report["seed_learner_predict"] = {"skipped": "fastai is not installed (make install-train)"}
     if node:
         report["node_end_to_end"] = bench_node(model, frame, repeats, device, backend=backend)
+        seed = report.get("seed_learner_predict", {})
+        if "median_ms" in seed:
+            report["seed_over_node"] = seed["median_ms"] / report["node_end_to_end"]["median_ms"]
         report["node_latency_over_forward"] = report["node_end_to_end"]["median_ms"] / fwd["median_ms"]
     if bags is not None:
         report["bags"] = bench_bags(model, bags)
@@ -169,8 +181,9 @@ def format_report(r: dict) -> str:
     lines = [
         f"model {r['model']} ({r['model_version']}) on {r['provider']}, {r['cores']} cores",
         f"frame {r['frame']} -> model input {r['model_input']}",
-        f"forward (ONNX Runtime)   median {r['forward']['median_ms']:.1f} ms  p90 {r['forward']['p90_ms']:.1f} ms"
-        f"  = {r['forward_gflops_per_s']:.0f} GFLOP/s",
+        f"forward ({r['provider']})   median {r['forward']['median_ms']:.1f} ms  p90 {r['forward']['p90_ms']:.1f} ms"
+        f"  = {r['forward_gflops_per_s']:.0f} GFLOP/s (this CPU's GEMM limits in ONNX Runtime: fp32 "
+        f"{r['cpu_limits']['fp32_gflops']:.0f} GFLOP/s, int8 {r['cpu_limits']['int8_gops']:.0f} GOP/s)",
         f"added per frame          preprocess {r['stages']['preprocess_ms']:.1f} ms, postprocess "
         f"{r['stages']['postprocess_ms']:.1f} ms, traversability {r['stages']['traversability_summary_ms']:.1f} ms",
         f"lazy outputs             confidence {r['stages']['confidence_ms']:.1f} ms, costmap "
@@ -185,6 +198,14 @@ def format_report(r: dict) -> str:
             f"  ({r['node_latency_over_forward']:.3f} x forward)",
             f"node peak RSS            {e['node_peak_rss_mb']:.0f} MB",
         ]
+    if "seed_learner_predict" in r:
+        seed = r["seed_learner_predict"]
+        lines.append(
+            f"seed learner.predict     median {seed['median_ms']:.1f} ms; node end-to-end is "
+            f"{r['seed_over_node']:.2f}x faster"
+            if "seed_over_node" in r
+            else f"seed learner.predict     {seed.get('skipped', seed)}"
+        )
     if "bags" in r:
         b = r["bags"]
         lines += [
@@ -249,6 +270,7 @@ def command(args) -> int:
     from ai4mars_perception.core.image_codec import read_image_file
     from ai4mars_perception.core.paths import default_model_path
     from ai4mars_perception.ros.environment import prepare_ros_environment
+    from ai4mars_perception.tools.errors import ToolError
 
     prepare_ros_environment(loopback=True)
     if args.transport:
@@ -273,6 +295,9 @@ def command(args) -> int:
     Segmenter(model, args.device, backend=args.backend)  # fail early with a clear message
     out = Path(args.json) if args.json else None
     bags = Path(args.bags) if args.bags else None
-    report = run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags, args.backend)
+    if args.compare_seed and not args.image:
+        raise ToolError("--compare-seed needs --image (learner.predict reads a frame file, as the seed does)")
+    seed = Path(args.image) if args.compare_seed else None
+    report = run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags, args.backend, seed)
     print(format_report(report))
     return 0

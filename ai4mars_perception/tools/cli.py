@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the report as JSON")
     p.add_argument("--bags", metavar="FRAMES_DIR", help="also time bag process and bag play on these frames")
     p.add_argument("--transport", action="store_true", help="only: 1 MiB frame delivery with and without the profile")
+    p.add_argument("--compare-seed", action="store_true",
+                   help="also time fastai learner.predict on --image (the seed's path; needs fastai)")  # fmt: skip
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("bench-gpu", help="PyTorch backend on the GPU: fp32, fp16, fp16 + CUDA graph (needs torch)")

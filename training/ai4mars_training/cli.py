@@ -129,6 +129,31 @@ def cmd_bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(a: argparse.Namespace) -> int:
+    from ai4mars_perception.core.image_codec import read_image_file
+    from ai4mars_training.quantize import QuantRecipe, quantize, report
+
+    recipe = QuantRecipe(a.format, a.activations, not a.per_tensor, a.reduce_range, a.method, a.exclude_last,
+                         a.calibration_frames)  # fmt: skip
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize(Path(a.model), out, Path(a.data), recipe, a.valid_pct, a.seed)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    if a.no_report:
+        return 0
+    from ai4mars_perception.core.image_codec import collect_images
+    from ai4mars_perception.core.paths import share_dir
+
+    frame = read_image_file(a.frame or collect_images([str(share_dir() / "samples" / "navcam")])[0])
+    r = report(Path(a.model), out, Path(a.data), frame, a.valid_limit, a.valid_pct, a.seed)
+    r["recipe"] = vars(recipe)
+    out.with_suffix(".json").write_text(json.dumps(r, indent=2))
+    print(f"forward {r['fp32']['forward_ms']:.1f} -> {r['int8']['forward_ms']:.1f} ms ({r['speedup']:.2f}x); "
+          f"validation mIoU {r['fp32']['miou']:.4f} -> {r['int8']['miou']:.4f} ({r['miou_difference']:+.4f}) "
+          f"on {r['validation_images']} images; report {out.with_suffix('.json')}")  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ai4mars-train", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip-tta", action="store_true", help="average with horizontally flipped frames")
     p.add_argument("--limit", type=int, default=0)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("quantize", help="int8 static quantization (ONNX Runtime), calibrated on training frames")
+    _data_args(p)
+    p.add_argument("--model", required=True, help="the fp32 (or fp16-weight) model.onnx from export")
+    p.add_argument("--out", required=True, help="the int8 .onnx to write (its report: same name, .json)")
+    p.add_argument("--format", choices=("qdq", "qoperator"), default="qdq")
+    p.add_argument("--activations", choices=("s8", "u8"), default="u8", help="activation type (weights: s8)")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (default: per channel)")
+    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (for CPUs without VNNI)")
+    p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    p.add_argument("--exclude-last", action="store_true", help="keep the final convolution in float")
+    p.add_argument("--calibration-frames", type=int, default=16, help="training-split frames for calibration")
+    p.add_argument("--frame", help="frame for the speed comparison (default: the first bundled Navcam frame)")
+    p.add_argument("--valid-limit", type=int, default=0, help="validate on the first N validation frames (0: all)")
+    p.add_argument("--no-report", action="store_true", help="skip the speed and mIoU comparison")
+    p.set_defaults(func=cmd_quantize)
     p = sub.add_parser("export", help="learner.pkl + ONNX with the node's metadata, parity-checked")
     p.add_argument("--run", help="run folder written by fit")
     p.add_argument("--learner", help="any fastai segmentation learner .pkl (e.g. the reference notebook's)")

@@ -1,0 +1,30 @@
+"""int8 static quantization: calibrated on training frames, metadata kept, speed and mIoU compared."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ai4mars_training.cli import main
+
+from ai4mars_perception.core.segmenter import Segmenter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test"))
+from tiny_model import brightness_model  # noqa: E402
+
+
+def test_quantize_keeps_the_contract_and_reports(synthetic_set, tmp_path):
+    fp32 = brightness_model(tmp_path / "m.onnx", size=64)
+    out = tmp_path / "m_int8.onnx"
+    args = ["quantize", "--model", str(fp32), "--out", str(out), "--data", str(synthetic_set), "--valid-pct", "0.25",
+            "--calibration-frames", "8"]  # fmt: skip
+    assert main(args) == 0
+    seg = Segmenter(out, "cpu")
+    assert seg.metadata.model_version == "test-brightness-1-int8"
+    recipe = seg.metadata.training["quantization"]
+    assert recipe["format"] == "qdq" and recipe["activations"] == "u8" and recipe["calibration_frames"] == 8
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["speedup"] > 0 and abs(report["miou_difference"]) < 0.05
+    assert report["validation_images"] == 6 and set(report["int8"]["iou"]) == {"soil", "bedrock", "sand", "big_rock"}
+    assert main([*args, "--calibration-frames", "500"]) == 2  # more than the training split holds
