@@ -130,9 +130,17 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_quantize(a: argparse.Namespace) -> int:
-    from ai4mars_perception.core.image_codec import read_image_file
+    from ai4mars_perception.core.image_codec import collect_images, read_image_file
+    from ai4mars_perception.core.paths import share_dir
     from ai4mars_training.quantize import QuantRecipe, quantize, report
 
+    frame = read_image_file(a.frame or collect_images([str(share_dir() / "samples" / "navcam")])[0])
+    if a.compare:
+        from ai4mars_training.quantize import compare
+
+        compare(Path(a.model), Path(a.data), Path(a.out), frame, a.valid_limit or 100, a.valid_pct, a.seed)
+        print(f"wrote {a.out}/comparison.json")
+        return 0
     recipe = QuantRecipe(a.format, a.activations, not a.per_tensor, a.reduce_range, a.method, a.exclude_last,
                          a.calibration_frames)  # fmt: skip
     out = Path(a.out)
@@ -141,10 +149,6 @@ def cmd_quantize(a: argparse.Namespace) -> int:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     if a.no_report:
         return 0
-    from ai4mars_perception.core.image_codec import collect_images
-    from ai4mars_perception.core.paths import share_dir
-
-    frame = read_image_file(a.frame or collect_images([str(share_dir() / "samples" / "navcam")])[0])
     r = report(Path(a.model), out, Path(a.data), frame, a.valid_limit, a.valid_pct, a.seed)
     r["recipe"] = vars(recipe)
     out.with_suffix(".json").write_text(json.dumps(r, indent=2))
@@ -195,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", help="frame for the speed comparison (default: the first bundled Navcam frame)")
     p.add_argument("--valid-limit", type=int, default=0, help="validate on the first N validation frames (0: all)")
     p.add_argument("--no-report", action="store_true", help="skip the speed and mIoU comparison")
+    p.add_argument("--compare", action="store_true",
+                   help="measure every candidate recipe against fp32; --out is a folder (comparison.json)")  # fmt: skip
     p.set_defaults(func=cmd_quantize)
     p = sub.add_parser("export", help="learner.pkl + ONNX with the node's metadata, parity-checked")
     p.add_argument("--run", help="run folder written by fit")

@@ -117,3 +117,41 @@ def report(fp32: Path, int8: Path, data: Path, frame: np.ndarray, valid_limit: i
         "speedup": round(speed32 / speed8, 3), "miou_difference": round(m8["miou"] - m32["miou"], 4),
         "validation_images": m32["images"],
     }  # fmt: skip
+
+
+#: The recipes ``quantize --compare`` measures against each other (one choice changed at a time from the first).
+CANDIDATES = {
+    "qdq u8s8 per-channel minmax": QuantRecipe(),
+    "qdq s8s8 per-channel minmax": QuantRecipe(activations="s8"),
+    "qoperator u8s8 per-channel": QuantRecipe(format="qoperator"),
+    "qdq u8s8 per-tensor": QuantRecipe(per_channel=False),
+    "qdq u8s8 reduce-range": QuantRecipe(reduce_range=True),
+    "qdq u8s8 last conv float": QuantRecipe(exclude_last=True),
+    "qdq u8s8 entropy": QuantRecipe(method="entropy"),
+    "qdq u8s8 percentile": QuantRecipe(method="percentile"),
+}
+
+
+def compare(fp32: Path, data: Path, out_dir: Path, frame: np.ndarray, valid_limit: int = 100, valid_pct: float = 0.1,
+            seed: int = 42) -> list[dict]:  # fmt: skip
+    """Every recipe of :data:`CANDIDATES`: forward ms (same process, same frame) and validation mIoU next to fp32."""
+    from ai4mars_training.evaluate import evaluate
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = evaluate(fp32, data, out_dir / "eval_fp32", "train", "valid", valid_pct, seed, 0, "cpu", limit=valid_limit)
+    rows = [{"recipe": "fp32", "forward_ms": round(forward_ms(fp32, frame), 1), "miou": base["miou"],
+             "miou_difference": 0.0, "megabytes": round(fp32.stat().st_size / 1e6, 1)}]  # fmt: skip
+    for name, recipe in CANDIDATES.items():
+        path = out_dir / (name.replace(" ", "_") + ".onnx")
+        quantize(fp32, path, data, recipe, valid_pct, seed)
+        m = evaluate(path, data, out_dir / f"eval_{path.stem}", "train", "valid", valid_pct, seed, 0, "cpu",
+                     limit=valid_limit)  # fmt: skip
+        rows.append({"recipe": name, "forward_ms": round(forward_ms(path, frame), 1), "miou": m["miou"],
+                     "miou_difference": round(m["miou"] - base["miou"], 4),
+                     "megabytes": round(path.stat().st_size / 1e6, 1)})  # fmt: skip
+        print(f"{name:<30} {rows[-1]['forward_ms']:7.1f} ms  mIoU {m['miou']:.4f} ({rows[-1]['miou_difference']:+.4f})",
+              flush=True)  # fmt: skip
+    for r in rows:
+        r["speedup"] = round(rows[0]["forward_ms"] / r["forward_ms"], 2)
+    (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
+    return rows
