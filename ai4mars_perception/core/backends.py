@@ -173,7 +173,7 @@ class TorchBackend:
         torch = self.torch
         with torch.inference_mode():
             if self.device.type != "cuda" or not self.cuda_graph:
-                frame = torch.from_numpy(np.ascontiguousarray(gray)).to(self.device)
+                frame = torch.from_numpy(np.require(gray, requirements=["C", "W"])).to(self.device)
                 labels, logits = self._device_forward(frame, null_class)
                 return labels.cpu().numpy(), logits.cpu().numpy()
             if self._graph is None or self._graph[0] != gray.shape:
@@ -189,7 +189,7 @@ class TorchBackend:
                     static_out = self._device_forward(static_in, null_class)
                 self._graph = (gray.shape, graph, static_in, static_out)
             _, graph, static_in, (labels, logits) = self._graph
-            static_in.copy_(torch.from_numpy(np.ascontiguousarray(gray)), non_blocking=False)
+            static_in.copy_(torch.from_numpy(np.require(gray, requirements=["C", "W"])), non_blocking=False)
             graph.replay()
             return labels.cpu().numpy(), logits.cpu().numpy()
 
