@@ -224,8 +224,9 @@ def test_latest_frame_only(tmp_path, harness):
         # latest-only: at most one frame per forward pass during the burst, plus the last one
         bound = span / forward + 2
         assert len(answered) <= bound, f"a queue built up: {len(answered)} of 30 processed, bound {bound:.1f}"
-        values = t.diag_values()
-        assert int(values["frames_dropped"]) >= 30 - len(answered) - 1
+        values = t.diag_values()  # every frame that reached the node was processed, failed or replaced
+        took = int(values["frames_processed"]) + int(values["errors"]) + int(values["frames_dropped"])
+        assert took == int(values["frames_received"]) and int(values["frames_dropped"]) >= 1
     finally:
         assert node.stop() == 0, node.output()
 

@@ -164,7 +164,9 @@ class TerrainSegmentationNode(LifecycleNode):
     def _follow_publishers(self) -> None:
         if self._sub is None:
             return
-        if self._retiring and (self._sub.get_publisher_count() > 0 or time.monotonic() - self._switched > 3.0):
+        # keep the old subscription a second past the new one's match: the publisher may see the new reader later
+        since = time.monotonic() - self._switched
+        if self._retiring and ((self._sub.get_publisher_count() > 0 and since > 1.0) or since > 3.0):
             for sub in self._retiring:
                 self.destroy_subscription(sub)
             self._retiring = []
