@@ -49,9 +49,9 @@ test: install-train lint
 	$(PY) -m pytest test training/tests $(PYTEST_ARGS)
 
 ## demo: replay the bundled Navcam sequence into the running node and write a contact sheet.
-## Uses the shipped model (models/ai4mars_unet_r18.onnx); MODEL=path runs another one. Only where neither
+## Uses the shipped CPU model (models/ai4mars_unet_r18_int8.onnx, else models/ai4mars_unet_r18.onnx); MODEL=path runs another one. Only where neither
 ## exists is a CPU smoke model trained here from ../shared/data/ai4mars-256 (a few minutes), labelled as such.
-MODEL ?= models/ai4mars_unet_r18.onnx
+MODEL ?= $(firstword $(wildcard models/ai4mars_unet_r18_int8.onnx) models/ai4mars_unet_r18.onnx)
 AI4MARS_DATA ?= $(CURDIR)/../shared/data/ai4mars-256
 SMOKE_RUN := runs/demo-smoke
 SMOKE_MODEL := $(SMOKE_RUN)/export/model.onnx

@@ -220,6 +220,18 @@ def load_backend(path: Path, backend: str = "auto", device: str = "auto", intra_
     return OnnxRuntimeBackend(path, device, intra_op_threads)
 
 
+def wants_float_model(device: str = "auto", backend: str = "auto") -> bool:
+    """Whether these choices run the network on a GPU or in PyTorch, where the float model is the one to load
+    (the int8 model is for ONNX Runtime on the CPU)."""
+    if backend == "torch" or device == "cuda":
+        return True
+    if device == "cpu" or backend not in BACKENDS:
+        return False
+    import onnxruntime as ort
+
+    return bool(select_providers("auto", ort.get_available_providers())[:-1]) or _torch_cuda()
+
+
 def _torch_cuda() -> bool:
     try:
         import torch

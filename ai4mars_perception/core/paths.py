@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = "ai4mars_perception"
-DEFAULT_MODEL = "ai4mars_unet_r18.onnx"
+DEFAULT_MODEL = "ai4mars_unet_r18.onnx"  # float (fp16-stored weights): GPUs, the torch backend
+DEFAULT_INT8_MODEL = "ai4mars_unet_r18_int8.onnx"  # int8 (ONNX Runtime on the CPU), shipped when it keeps accuracy
 
 
 def share_dir() -> Path:
@@ -33,6 +34,10 @@ def config_path(name: str) -> Path:
     return share_dir() / "config" / name
 
 
-def default_model_path() -> Path:
-    """The shipped model, ``models/ai4mars_unet_r18.onnx`` in the share folder or checkout."""
-    return share_dir() / "models" / DEFAULT_MODEL
+def default_model_path(float_model: bool = False) -> Path:
+    """The shipped model in the share folder or checkout: ``models/ai4mars_unet_r18_int8.onnx`` for the CPU when
+    it is shipped, else (or with ``float_model``) ``models/ai4mars_unet_r18.onnx``."""
+    models = share_dir() / "models"
+    if not float_model and (models / DEFAULT_INT8_MODEL).is_file():
+        return models / DEFAULT_INT8_MODEL
+    return models / DEFAULT_MODEL

@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ai4mars_perception.core.backends import wants_float_model
 from ai4mars_perception.core.overlay import overlay
 from ai4mars_perception.core.params import ParamsError, defaults
 from ai4mars_perception.core.paths import default_model_path
@@ -93,8 +94,9 @@ class PipelineConfig:
         return replace(self, overlay_alpha=new.overlay_alpha, traversability=new.traversability, ground=new.ground)
 
     def resolved_model_path(self) -> str:
-        """The model file: ``model_path``, or the shipped default when it is empty."""
-        return self.model_path or str(default_model_path())
+        """The model file: ``model_path``, or when it is empty the shipped default for this device and backend
+        (int8 for ONNX Runtime on the CPU when shipped, else the float model)."""
+        return self.model_path or str(default_model_path(wants_float_model(self.device, self.backend)))
 
 
 @dataclass

@@ -267,6 +267,7 @@ def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
 
 def command(args) -> int:
     """``ai4mars-perception bench``: print (and optionally write) the report."""
+    from ai4mars_perception.core.backends import wants_float_model
     from ai4mars_perception.core.image_codec import read_image_file
     from ai4mars_perception.core.paths import default_model_path
     from ai4mars_perception.ros.environment import prepare_ros_environment
@@ -291,7 +292,7 @@ def command(args) -> int:
         frame = read_image_file(args.image)
     else:
         frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
-    model = args.model or str(default_model_path())
+    model = args.model or str(default_model_path(wants_float_model(args.device, args.backend)))
     Segmenter(model, args.device, backend=args.backend)  # fail early with a clear message
     out = Path(args.json) if args.json else None
     bags = Path(args.bags) if args.bags else None

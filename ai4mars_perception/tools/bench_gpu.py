@@ -1,6 +1,6 @@
 """``ai4mars-perception bench-gpu``: the PyTorch backend's device-side frame path (1024² mono8 frame in, mask at
-the frame size out, batch 1) per model file and variant: fp32, fp16, fp16 + CUDA graph. Frames/s, latency
-p50/p99, peak GPU memory. On a CPU only the fp32 variant runs (the plumbing check)."""
+the frame size out, batch 1) per model file and variant: fp32 and fp16, each eager and as a CUDA graph.
+Frames/s, latency p50/p99, peak GPU memory. On a CPU only the fp32 variant runs (the plumbing check)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-VARIANTS = {"fp32": {"half": False, "cuda_graph": False}, "fp16": {"half": True, "cuda_graph": False},
-            "fp16+cuda_graph": {"half": True, "cuda_graph": True}}  # fmt: skip
+VARIANTS = {
+    "fp32": {"half": False, "cuda_graph": False},
+    "fp32+cuda_graph": {"half": False, "cuda_graph": True},
+    "fp16": {"half": True, "cuda_graph": False},
+    "fp16+cuda_graph": {"half": True, "cuda_graph": True},
+}
 
 
-def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, device: str) -> dict:
-    """Time ``repeats`` frames through :meth:`TorchBackend.device_segment` after 10 warm-up frames."""
+def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, device: str, warmup: int = 10) -> dict:
+    """Time ``repeats`` frames through :meth:`TorchBackend.device_segment` after ``warmup`` frames."""
     import torch
 
     from ai4mars_perception.core.backends import TorchBackend
@@ -24,7 +28,7 @@ def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, de
     cuda = backend.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(10):
+    for _ in range(warmup):
         backend.device_segment(frame, backend.metadata.null_class)
     times = []
     for _ in range(repeats):

@@ -1,4 +1,4 @@
-"""fastai callbacks for training on the CPU: bf16 autocast + channels_last, a wall-clock budget, checkpoints."""
+"""fastai callbacks: bf16 autocast + channels_last, a wall-clock budget, throughput, checkpoints."""
 
 from __future__ import annotations
 
@@ -113,6 +113,37 @@ class TimeBudget(Callback):
             bar.total = n
         if done >= n:
             raise CancelFitException()
+
+
+class Throughput(Callback):
+    """Per training epoch: images/s, seconds, and the share of the time spent waiting for the data loader
+    (host time from the end of one step until the next batch is in hand). ``epochs`` holds one dict each."""
+
+    order = -10  # before the other callbacks' before_batch work, so that it is not counted as waiting
+
+    def before_fit(self) -> None:
+        self.epochs: list[dict] = []
+
+    def before_train(self) -> None:
+        self.images, self.wait = 0, 0.0
+        self.t0 = self.mark = time.perf_counter()
+
+    def before_batch(self) -> None:
+        if self.training:
+            self.wait += time.perf_counter() - self.mark
+
+    def after_batch(self) -> None:
+        if self.training:
+            self.images += len(self.learn.yb[0])
+            self.mark = time.perf_counter()
+
+    def after_train(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - self.t0
+        self.epochs.append({"epoch": self.epoch, "images": self.images, "seconds": round(seconds, 2),
+                            "images_per_s": round(self.images / max(seconds, 1e-9), 1),
+                            "data_wait_fraction": round(self.wait / max(seconds, 1e-9), 3)})  # fmt: skip
 
 
 class SaveLast(Callback):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ai4mars_training.errors import TrainingError
+from ai4mars_training.release_cli import add_commands as add_release_commands
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -32,7 +33,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train from scratch")
     p.add_argument("--pretrained-weights", help="local torchvision resnet18 ImageNet state dict (.pth)")
     p.add_argument("--null-class", action="store_true", help="reference notebook set-up: label 255 as a 5th class")
-    p.add_argument("--loss", choices=("ce", "focal"), default="ce")
+    p.add_argument("--loss", choices=("ce", "focal", "dice"), default="ce",
+                   help="cross-entropy; focal; dice = cross-entropy + soft Dice over the classes present")  # fmt: skip
     p.add_argument("--focal-gamma", type=float, default=2.0)
     p.add_argument("--class-weights", default="auto", help="auto (median frequency), none, or w0,w1,w2,w3")
     p.add_argument("--no-augment", dest="augment", action="store_false")
@@ -136,9 +138,12 @@ def cmd_quantize(a: argparse.Namespace) -> int:
 
     frame = read_image_file(a.frame or collect_images([str(share_dir() / "samples" / "navcam")])[0])
     if a.compare:
-        from ai4mars_training.quantize import compare
+        from ai4mars_training.quantize import compare, format_comparison
 
-        compare(Path(a.model), Path(a.data), Path(a.out), frame, a.valid_limit or 100, a.valid_pct, a.seed)
+        names = a.recipes.split(",") if a.recipes else None
+        result = compare(Path(a.model), Path(a.data), Path(a.out), frame, a.valid_limit or 100, a.valid_pct, a.seed,
+                         names)  # fmt: skip
+        print(format_comparison(result))
         print(f"wrote {a.out}/comparison.json")
         return 0
     recipe = QuantRecipe(a.format, a.activations, not a.per_tensor, a.reduce_range, a.method, a.exclude_last,
@@ -201,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the speed and mIoU comparison")
     p.add_argument("--compare", action="store_true",
                    help="measure every candidate recipe against fp32; --out is a folder (comparison.json)")  # fmt: skip
+    p.add_argument("--recipes", help="with --compare: comma-separated recipe names (default: all candidates)")
     p.set_defaults(func=cmd_quantize)
     p = sub.add_parser("export", help="learner.pkl + ONNX with the node's metadata, parity-checked")
     p.add_argument("--run", help="run folder written by fit")
@@ -212,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16-weights", action="store_true", help="store weights as float16 (half the file; fp32 compute)")
     p.add_argument("--metrics", help="metrics.json from evaluate, recorded in the model's metadata")
     p.set_defaults(func=cmd_export)
+    add_release_commands(sub, _fit_args, _data_args, _fit_config)
     return parser
 
 

@@ -120,12 +120,14 @@ def build_dls(train: list[Sample], valid: list[Sample], cfg: DataConfig, seed: i
 
 
 class SegLoss(nn.Module):
-    """Cross-entropy (optionally focal, optionally class-weighted) over pixels, label 255 ignored."""
+    """Cross-entropy (optionally focal, optionally class-weighted) over pixels, label 255 ignored; with ``dice``,
+    plus the soft Dice loss averaged over the classes present in the batch (it weighs a rare class like a
+    common one)."""
 
-    def __init__(self, weight: torch.Tensor | None = None, gamma: float = 0.0) -> None:
+    def __init__(self, weight: torch.Tensor | None = None, gamma: float = 0.0, dice: bool = False) -> None:
         super().__init__()
         self.register_buffer("weight", weight if weight is not None else None)
-        self.gamma = gamma
+        self.gamma, self.dice = gamma, dice
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         target = target.long()
@@ -135,13 +137,26 @@ class SegLoss(nn.Module):
         if self.weight is not None:
             w = self.weight.to(logits.device, torch.float32)
             valid = valid * w[target.clamp(0, len(w) - 1)]
-        return (loss * valid).sum() / valid.sum().clamp(min=1e-6)
+        total = (loss * valid).sum() / valid.sum().clamp(min=1e-6)
+        return total + soft_dice(logits, target) if self.dice else total
 
     def decodes(self, x: torch.Tensor) -> torch.Tensor:
         return x.argmax(dim=1)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(x, dim=1)
+
+
+def soft_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft Dice coefficient, averaged over the classes present in ``target`` (255 ignored)."""
+    n = logits.shape[1]
+    valid = (target != IGNORE_INDEX).unsqueeze(1).float()
+    probs = F.softmax(logits.float(), dim=1) * valid
+    onehot = F.one_hot(target.clamp(0, n - 1), n).permute(0, 3, 1, 2).float() * valid
+    inter, counts = (probs * onehot).sum((0, 2, 3)), onehot.sum((0, 2, 3))
+    dice = 1 - (2 * inter + 1) / (probs.sum((0, 2, 3)) + counts + 1)
+    present = counts > 0
+    return dice[present].mean() if present.any() else dice.sum() * 0
 
 
 def _nan_to_zero(v: float | None) -> float:

@@ -87,17 +87,42 @@ def quantize(model: Path, out: Path, data: Path, recipe: QuantRecipe, valid_pct:
     onnx.save(q, str(out))
 
 
+#: ONNX Runtime graph optimisation levels by name.
+OPT_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def _session(model: Path, threads: int = 0, level: str = "all", spinning: bool = True):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[level])
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def interleaved_ms(sessions: dict[str, object], x: np.ndarray, rounds: int = 15) -> dict[str, float]:
+    """Median forward ms of each session on ``x``, timed round-robin (one run of each per round) so that a
+    change in machine load affects every candidate alike."""
+    feeds = {}
+    for name, s in sessions.items():
+        inp = s.get_inputs()[0]
+        feeds[name] = {inp.name: x.astype(np.float16 if "float16" in inp.type else np.float32)}
+        s.run(None, feeds[name])
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, s in sessions.items():
+            t = time.perf_counter()
+            s.run(None, feeds[name])
+            times[name].append(time.perf_counter() - t)
+    return {name: round(1000 * statistics.median(v), 1) for name, v in times.items()}
+
+
 def forward_ms(model: Path, frame: np.ndarray, repeats: int = 10, threads: int = 0) -> float:
     """Median ONNX Runtime forward time of one preprocessed frame, ms."""
-    seg = Segmenter(model, "cpu", intra_op_threads=threads)
-    x = seg.preprocess(frame)
-    seg.logits(x)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        seg.logits(x)
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    x = Segmenter(model, "cpu").preprocess(frame)
+    return interleaved_ms({"m": _session(model, threads)}, x, repeats)["m"]
 
 
 def report(fp32: Path, int8: Path, data: Path, frame: np.ndarray, valid_limit: int = 0, valid_pct: float = 0.1,
@@ -121,37 +146,83 @@ def report(fp32: Path, int8: Path, data: Path, frame: np.ndarray, valid_limit: i
 
 #: The recipes ``quantize --compare`` measures against each other (one choice changed at a time from the first).
 CANDIDATES = {
-    "qdq u8s8 per-channel minmax": QuantRecipe(),
+    "qdq u8s8 per-channel minmax": QuantRecipe(activations="u8"),
     "qdq s8s8 per-channel minmax": QuantRecipe(activations="s8"),
-    "qoperator u8s8 per-channel": QuantRecipe(format="qoperator"),
-    "qdq u8s8 per-tensor": QuantRecipe(per_channel=False),
-    "qdq u8s8 reduce-range": QuantRecipe(reduce_range=True),
-    "qdq u8s8 last conv float": QuantRecipe(exclude_last=True),
-    "qdq u8s8 entropy": QuantRecipe(method="entropy"),
-    "qdq u8s8 percentile": QuantRecipe(method="percentile"),
+    "qoperator u8s8 per-channel": QuantRecipe(format="qoperator", activations="u8"),
+    "qdq u8s8 per-tensor": QuantRecipe(activations="u8", per_channel=False),
+    "qdq u8s8 reduce-range": QuantRecipe(activations="u8", reduce_range=True),
+    "qdq u8s8 last conv float": QuantRecipe(activations="u8", exclude_last=True),
+    "qdq u8s8 entropy": QuantRecipe(activations="u8", method="entropy"),
+    "qdq u8s8 percentile": QuantRecipe(activations="u8", method="percentile"),
+}
+
+#: ONNX Runtime session settings compared on the fp32 model and the chosen int8 one: (threads, level, spinning).
+SESSION_SETTINGS = {
+    "2 threads, all, spinning": (0, "all", True),
+    "2 threads, all, no spinning": (0, "all", False),
+    "2 threads, extended, spinning": (0, "extended", True),
+    "2 threads, basic, spinning": (0, "basic", True),
+    "1 thread, all": (1, "all", False),
 }
 
 
 def compare(fp32: Path, data: Path, out_dir: Path, frame: np.ndarray, valid_limit: int = 100, valid_pct: float = 0.1,
-            seed: int = 42) -> list[dict]:  # fmt: skip
-    """Every recipe of :data:`CANDIDATES`: forward ms (same process, same frame) and validation mIoU next to fp32."""
+            seed: int = 42, names: list[str] | None = None, rounds: int = 15) -> dict:  # fmt: skip
+    """Every recipe of :data:`CANDIDATES` (or ``names``): validation mIoU next to fp32, then forward ms of all
+    models timed round-robin in one process on one frame, then :data:`SESSION_SETTINGS` on fp32 and the fastest
+    int8 model within 0.01 mIoU. Writes ``comparison.json``; returns it."""
+    from tqdm.auto import tqdm
+
     from ai4mars_training.evaluate import evaluate
 
+    unknown = sorted(set(names or []) - set(CANDIDATES))
+    if unknown:
+        raise TrainingError(f"unknown recipe(s) {unknown}; choose from {sorted(CANDIDATES)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = evaluate(fp32, data, out_dir / "eval_fp32", "train", "valid", valid_pct, seed, 0, "cpu", limit=valid_limit)
-    rows = [{"recipe": "fp32", "forward_ms": round(forward_ms(fp32, frame), 1), "miou": base["miou"],
-             "miou_difference": 0.0, "megabytes": round(fp32.stat().st_size / 1e6, 1)}]  # fmt: skip
-    for name, recipe in CANDIDATES.items():
+    ev = dict(data=data, valid_pct=valid_pct, seed=seed, device="cpu", limit=valid_limit)
+    base = _evaluate(evaluate, fp32, out_dir / "eval_fp32", ev)
+    rows = {"fp32": {"recipe": "fp32", "file": fp32, "miou": base["miou"], "iou": base["iou"]}}
+    for name in tqdm(names or list(CANDIDATES), desc="recipes", unit="recipe"):
         path = out_dir / (name.replace(" ", "_") + ".onnx")
-        quantize(fp32, path, data, recipe, valid_pct, seed)
-        m = evaluate(path, data, out_dir / f"eval_{path.stem}", "train", "valid", valid_pct, seed, 0, "cpu",
-                     limit=valid_limit)  # fmt: skip
-        rows.append({"recipe": name, "forward_ms": round(forward_ms(path, frame), 1), "miou": m["miou"],
-                     "miou_difference": round(m["miou"] - base["miou"], 4),
-                     "megabytes": round(path.stat().st_size / 1e6, 1)})  # fmt: skip
-        print(f"{name:<30} {rows[-1]['forward_ms']:7.1f} ms  mIoU {m['miou']:.4f} ({rows[-1]['miou_difference']:+.4f})",
-              flush=True)  # fmt: skip
-    for r in rows:
-        r["speedup"] = round(rows[0]["forward_ms"] / r["forward_ms"], 2)
-    (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
-    return rows
+        if not path.is_file():
+            quantize(fp32, path, data, CANDIDATES[name], valid_pct, seed)
+        m = _evaluate(evaluate, path, out_dir / f"eval_{path.stem}", ev)
+        rows[name] = {"recipe": name, "file": path, "miou": m["miou"], "iou": m["iou"]}
+    x = Segmenter(fp32, "cpu").preprocess(frame)
+    speed = interleaved_ms({n: _session(r["file"]) for n, r in rows.items()}, x, rounds)
+    for name, r in rows.items():
+        r.update(forward_ms=speed[name], speedup=round(speed["fp32"] / speed[name], 2),
+                 miou_difference=round(r["miou"] - base["miou"], 4), megabytes=round(r["file"].stat().st_size / 1e6, 1),
+                 file=str(r["file"]))  # fmt: skip
+    ok = [r for r in rows.values() if r["recipe"] != "fp32" and abs(r["miou_difference"]) <= 0.01]
+    best = min(ok, key=lambda r: r["forward_ms"]) if ok else None
+    settings = {}
+    for label, row in (("fp32", rows["fp32"]), ("int8", best)):
+        if row is not None:
+            sessions = {s: _session(Path(row["file"]), *v) for s, v in SESSION_SETTINGS.items()}
+            settings[label] = interleaved_ms(sessions, x, rounds)
+    result = {"validation_images": base["images"], "frame_shape": list(frame.shape), "rounds": rounds,
+              "recipes": list(rows.values()), "best": best and best["recipe"],
+              "session_settings": settings}  # fmt: skip
+    (out_dir / "comparison.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _evaluate(evaluate, model: Path, out: Path, ev: dict) -> dict:
+    return evaluate(model, ev["data"], out, "train", "valid", ev["valid_pct"], ev["seed"], 0, ev["device"],
+                    limit=ev["limit"])  # fmt: skip
+
+
+def format_comparison(result: dict) -> str:
+    """The comparison as Markdown tables (recipes; session settings)."""
+    lines = [f"validation frames: {result['validation_images']}; forward: median of {result['rounds']} round-robin "
+             f"runs on one {result['frame_shape'][0]}x{result['frame_shape'][1]} frame", "",
+             "| recipe | forward ms | vs fp32 | mIoU | Δ mIoU | MB |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in result["recipes"]:
+        lines.append(f"| {r['recipe']} | {r['forward_ms']:.1f} | {r['speedup']:.2f}x | {r['miou']:.4f} | "
+                     f"{r['miou_difference']:+.4f} | {r['megabytes']:.1f} |")  # fmt: skip
+    lines.append(f"\nfastest int8 recipe within 0.01 mIoU: {result['best']}")
+    for label, times in result["session_settings"].items():
+        lines += ["", f"| ONNX Runtime session ({label}) | forward ms |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in times.items()]
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, rank_distrib
 from fastai.torch_core import set_seed
 
-from ai4mars_training.callbacks import BF16Autocast, SaveLast, TimeBudget, resolve_precision
+from ai4mars_training.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, resolve_precision
 from ai4mars_training.dataset import scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.learner import DataConfig, SegLoss, build_dls, build_learner, median_frequency_weights
@@ -122,7 +122,9 @@ def prepare(cfg: FitConfig):
     )
     dls = build_dls(train, valid, dcfg, cfg.seed)
     weights = _weights(cfg, train)
-    loss = SegLoss(weights, cfg.focal_gamma if cfg.loss == "focal" else 0.0)
+    if cfg.loss not in ("ce", "focal", "dice"):
+        raise TrainingError(f"--loss must be ce, focal or dice, not {cfg.loss!r}")
+    loss = SegLoss(weights, cfg.focal_gamma if cfg.loss == "focal" else 0.0, dice=cfg.loss == "dice")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     pretrained = cfg.pretrained or cfg.pretrained_weights is not None
@@ -169,7 +171,8 @@ def fit(cfg: FitConfig) -> dict:
     rank0 = rank_distrib() == 0
     distributed = num_distrib() > 1
     # fastai saves only on rank 0 but loads (with a barrier) on every rank: checkpoints on all ranks.
-    cbs = [SaveLast(), SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False)]
+    throughput = Throughput()
+    cbs = [throughput, SaveLast(), SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False)]
     if rank0:
         cbs.append(CSVLogger(fname="history.csv", append=cfg.resume))  # relative to learn.path = out
     if cfg.patience and not distributed:
@@ -216,6 +219,7 @@ def fit(cfg: FitConfig) -> dict:
         "torch": torch.__version__,
         "precision": precision,
         "time_budget": None if budget is None else {"minutes": cfg.time_budget, "epochs_decided": budget.decided},
+        "throughput": throughput.epochs,
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return run

@@ -1,0 +1,88 @@
+"""Rehearsal of the release-model GPU shot on the CPU: the very script the device command runs
+(training/gpu/shot.sh), in a fresh virtual environment that gets fastai only from the carried wheels (.whl/),
+on a tiny packed subset with a 60 s budget; then the local half (receive, export) on what came back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ai4mars_perception.core.segmenter import Segmenter
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "ai4mars-256"
+CARRIED = ("fastai", "fastcore", "fastprogress", "fastdownload", "fasttransform", "plum", "beartype")
+OURS = ("ai4mars_perception", "ai4mars_training")
+
+
+def _wheels() -> Path:
+    """.whl/ as ``make gpu-wheels`` fills it (downloaded here when absent)."""
+    whl = ROOT / ".whl"
+    if not list(whl.glob("fastai-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                        "--python-version", "3.12", "--implementation", "py", "--abi", "none", "--platform", "any",
+                        "-d", str(whl), "-r", str(ROOT / "requirements" / "gpu-wheels.txt")], check=True)  # fmt: skip
+    return whl
+
+
+def _gpu_like_env(tmp: Path) -> Path:
+    """A fresh venv that sees this venv's packages except fastai and its carried dependencies (as the GPU
+    machine has torch and friends but no fastai) and except our own packages (the shot runs the checkout's)."""
+    shadow = tmp / "shadow"
+    shadow.mkdir()
+    site = Path(next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()))
+    for entry in site.iterdir():
+        name = entry.name.lower().replace("-", "_")
+        if name.startswith(CARRIED) or name.startswith(OURS) or name.endswith(".pth") or name == "__pycache__":
+            continue
+        (shadow / entry.name).symlink_to(entry)
+    env = tmp / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    py = env / "bin" / "python"
+    env_site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (Path(env_site) / "gpu_like.pth").write_text(str(shadow) + "\n")
+    missing = subprocess.run([str(py), "-c", "import fastai"], capture_output=True)
+    assert missing.returncode != 0, "the rehearsal environment must not have fastai before the wheels"
+    return py
+
+
+@pytest.mark.skipif(not (DATA / "msl" / "labels" / "train").is_dir(), reason="shared AI4Mars data not present")
+def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
+    whl = _wheels()
+    py = _gpu_like_env(tmp_path)
+    pack = tmp_path / "pack"
+    subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "pack", "--data", str(DATA), "--out", str(pack),
+                    "--limit", "120"], check=True)  # fmt: skip
+    out = tmp_path / "OUT"
+    env = {**os.environ, "SHOT_PYTHON": str(py), "SHOT_SITE": str(tmp_path / "site"), "SHOT_PACK": str(pack)}
+    env.pop("PYTHONPATH", None)
+    r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "1.0", "--size", "64", "--bs", "8",
+                        "--precision", "bf16", "--workers", "2", "--bench-repeats", "1"],
+                       env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"fastai 2.8.12 from {tmp_path / 'site'}" in r.stdout  # from the carried wheels, nowhere else
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) <= 8 and all((out / f).stat().st_size <= 16 * 2**20 for f in files)
+    assert {"run.json", "history.csv", "train.log", "weights.fp16.part0"} <= set(files)
+    run = json.loads((out / "run.json").read_text())
+    assert run["time_budget"]["minutes"] == 1.0 and run["seconds"] < 60 + 60  # the budget held (plus export)
+    assert run["throughput"] and 0 <= run["throughput"][0]["data_wait_fraction"] <= 1
+    assert {row["model_input"] for row in run["inference_bench"]["rows"]} == {256, 1024}
+    assert run["pack"]["frames"] == 120 and whl.is_dir()
+    # the local half: reassemble, rebuild, export, run in the core
+    received, export = tmp_path / "received", tmp_path / "export"
+    subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "receive", "--shot", str(out), "--data", str(pack),
+                    "--out", str(received)], check=True)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "export", "--run", str(received), "--out",
+                    str(export), "--fp16-weights", "--model-version", "rehearsal"], check=True)  # fmt: skip
+    seg = Segmenter(export / "model.onnx", "cpu")
+    assert seg.metadata.model_version == "rehearsal" and seg.input_size == (64, 64)
+    mask, _ = seg.run(np.full((300, 200), 120, np.uint8))
+    assert mask.shape == (300, 200)
