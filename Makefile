@@ -12,7 +12,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_shm.xml
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: install install-train test test-node test-train lint demo smoke-model bench clean
+.PHONY: install install-train test test-node test-train lint demo smoke-model bench clean gpu-wheels gpu-pack gpu-check
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,19 @@ $(SMOKE_MODEL):
 
 bench: install
 	$(VENV)/bin/ai4mars-perception bench --image samples/navcam/NLA_397681339EDR_F0020000AUT_04096M1.JPG --bags samples/navcam $(BENCH_ARGS)
+
+## GPU shot (docs/TRAINING.md "The GPU shot"): the carried wheels, the packed data, the size of what travels
+GPU_PACK_QUALITY ?= 75
+gpu-wheels:
+	@mkdir -p .whl && $(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py \
+	  --abi none --platform any -d .whl -r requirements/gpu-wheels.txt && ls .whl
+
+gpu-pack: install-train
+	@test -d .data/pack || $(VENV)/bin/ai4mars-train pack --data "$(AI4MARS_DATA)" --out .data/pack \
+	  --quality $(GPU_PACK_QUALITY)
+
+gpu-check: gpu-wheels gpu-pack
+	$(VENV)/bin/ai4mars-train carry-size .whl .data/pack
 
 clean:
 	rm -rf build install log demo_output .pytest_cache *.egg-info training/*.egg-info

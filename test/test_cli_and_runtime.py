@@ -150,3 +150,23 @@ def test_bench_compares_with_the_seed_learner_predict(tmp_path, tiny_model, navc
     assert report["seed_over_node"] > 0
     assert report["cpu_limits"]["fp32_gflops"] > 0 and report["cpu_limits"]["int8_gops"] > 0
     assert main(["bench", "--model", str(tiny_model), "--compare-seed", "--no-node"]) == 2  # needs --image
+
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.mark.skipif(not (SHIPPED_DIR / "ai4mars_unet_r18_int8.onnx").is_file(), reason="no int8 model shipped")
+def test_shipped_int8_is_the_cpu_default_and_agrees_with_the_float_model(navcam_frames):
+    from ai4mars_perception.core.backends import wants_float_model
+    from ai4mars_perception.core.image_codec import read_image_file
+    from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
+
+    assert not wants_float_model("cpu", "auto") and not wants_float_model("auto", "onnxruntime")  # no GPU here
+    assert wants_float_model("cuda", "auto") and wants_float_model("auto", "torch")
+    assert PipelineConfig(device="cuda").resolved_model_path().endswith("models/ai4mars_unet_r18.onnx")
+    int8 = Pipeline(PipelineConfig(device="cpu"))
+    assert int8.segmenter.path.name == "ai4mars_unet_r18_int8.onnx"
+    assert int8.metadata.training["quantization"]["calibration"].startswith("training split")
+    flt = Pipeline(PipelineConfig(model_path=str(SHIPPED_DIR / "ai4mars_unet_r18.onnx"), device="cpu"))
+    agree = [np.mean(int8.process(g).mask == flt.process(g).mask) for g in map(read_image_file, navcam_frames)]
+    assert min(agree) > 0.9 and np.mean(agree) > 0.95, agree

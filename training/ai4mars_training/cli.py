@@ -150,7 +150,7 @@ def cmd_quantize(a: argparse.Namespace) -> int:
                          a.calibration_frames)  # fmt: skip
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    quantize(Path(a.model), out, Path(a.data), recipe, a.valid_pct, a.seed)
+    quantize(Path(a.model), out, Path(a.data), recipe, a.valid_pct, a.seed, a.model_version)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     if a.no_report:
         return 0
@@ -198,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--activations", choices=("s8", "u8"), default="u8", help="activation type (weights: s8)")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (default: per channel)")
     p.add_argument("--reduce-range", action="store_true", help="7-bit weights (for CPUs without VNNI)")
-    p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="percentile",
+                   help="activation calibration (default: chosen by quantize --compare)")  # fmt: skip
     p.add_argument("--exclude-last", action="store_true", help="keep the final convolution in float")
     p.add_argument("--calibration-frames", type=int, default=16, help="training-split frames for calibration")
     p.add_argument("--frame", help="frame for the speed comparison (default: the first bundled Navcam frame)")
     p.add_argument("--valid-limit", type=int, default=0, help="validate on the first N validation frames (0: all)")
     p.add_argument("--no-report", action="store_true", help="skip the speed and mIoU comparison")
+    p.add_argument("--model-version", help="version of the int8 model (default: the float model's + '-int8')")
     p.add_argument("--compare", action="store_true",
                    help="measure every candidate recipe against fp32; --out is a folder (comparison.json)")  # fmt: skip
     p.add_argument("--recipes", help="with --compare: comma-separated recipe names (default: all candidates)")

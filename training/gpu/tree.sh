@@ -4,7 +4,8 @@
 #   training/gpu/tree.sh restore   # track them again (do this before any commit)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-exclude=.git/info/exclude
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")" && touch "$exclude"
 case "${1:-}" in
   hold)
     git rm -q --cached --ignore-unmatch 'models/*.onnx'

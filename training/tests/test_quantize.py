@@ -28,3 +28,19 @@ def test_quantize_keeps_the_contract_and_reports(synthetic_set, tmp_path):
     assert report["speedup"] > 0 and abs(report["miou_difference"]) < 0.05
     assert report["validation_images"] == 6 and set(report["int8"]["iou"]) == {"soil", "bedrock", "sand", "big_rock"}
     assert main([*args, "--calibration-frames", "500"]) == 2  # more than the training split holds
+
+
+def test_compare_times_recipes_round_robin_and_chooses(synthetic_set, tmp_path, capsys):
+    fp32 = brightness_model(tmp_path / "m.onnx", size=64)
+    out = tmp_path / "cmp"
+    names = "qdq u8s8 per-channel minmax,qdq s8s8 per-channel minmax"
+    args = ["quantize", "--compare", "--model", str(fp32), "--out", str(out), "--data", str(synthetic_set),
+            "--valid-pct", "0.25", "--calibration-frames", "4", "--recipes", names]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    assert [r["recipe"] for r in result["recipes"]] == ["fp32", *names.split(",")]
+    assert all(r["forward_ms"] > 0 and Path(r["file"]).is_file() for r in result["recipes"])
+    assert result["best"] in names.split(",")  # the brightness model quantizes within 0.01 mIoU
+    assert set(result["session_settings"]) == {"fp32", "int8"} and len(result["session_settings"]["int8"]) == 5
+    assert "| qdq s8s8 per-channel minmax |" in capsys.readouterr().out
+    assert main([*args[:-1], "no such recipe"]) == 2
