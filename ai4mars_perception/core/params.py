@@ -30,7 +30,8 @@ _UNIT = (0.0, 1.0)
 
 #: Every parameter, declared once.
 PARAMETERS: dict[str, Param] = {
-    "model_path": Param("", "ONNX model exported by ai4mars-train (empty: the shipped default model)"),
+    "model_path": Param("", "ONNX model exported by ai4mars-train (empty: the shipped model, int8 for ONNX Runtime "
+                        "on the CPU, float on a GPU or with backend torch)"),
     "device": Param("auto", "auto | cpu | cuda (auto: TensorRT/CUDA when available, else CPU)",
                     choices=("auto", "cpu", "cuda")),
     "backend": Param("auto", "auto | onnxruntime | torch (auto: ONNX Runtime on a GPU, else PyTorch on a GPU, else "

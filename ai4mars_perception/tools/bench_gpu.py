@@ -5,44 +5,11 @@ Frames/s, latency p50/p99, peak GPU memory. On a CPU only the fp32 variant runs 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-VARIANTS = {
-    "fp32": {"half": False, "cuda_graph": False},
-    "fp32+cuda_graph": {"half": False, "cuda_graph": True},
-    "fp16": {"half": True, "cuda_graph": False},
-    "fp16+cuda_graph": {"half": True, "cuda_graph": True},
-}
-
-
-def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, device: str, warmup: int = 10) -> dict:
-    """Time ``repeats`` frames through :meth:`TorchBackend.device_segment` after ``warmup`` frames."""
-    import torch
-
-    from ai4mars_perception.core.backends import TorchBackend
-
-    backend = TorchBackend(model, device, **VARIANTS[variant])
-    cuda = backend.device.type == "cuda"
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    for _ in range(warmup):
-        backend.device_segment(frame, backend.metadata.null_class)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        mask, _ = backend.device_segment(frame, backend.metadata.null_class)  # the copy back is the sync
-        times.append(time.perf_counter() - t)
-    ms = np.sort(np.array(times) * 1000)
-    return {
-        "model": model.name, "model_input": backend.metadata.input.height, "variant": variant,
-        "device": str(backend.device), "frames_per_s": round(1000 / ms.mean(), 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-        "mask_shape": list(mask.shape),
-    }  # fmt: skip
+from ai4mars_perception.core.device_bench import VARIANTS, bench_variant
 
 
 def command(args) -> int:

@@ -61,7 +61,7 @@ def pack(data: Path, out: Path, quality: int = 75, valid_pct: float = 0.1, seed:
         "mean_abs_error_gray_levels": round(error / max(len(files), 1), 3), "created": time.strftime("%Y-%m-%d"),
         "files": files,
     }  # fmt: skip
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    (out / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":")))  # compact: it travels too
     return manifest
 
 

@@ -64,8 +64,8 @@ def join_state_dict(folder: Path, record: dict) -> dict:
 
 def _gpu_bench(learner_pkl: Path, repeats: int) -> dict:
     """Inference through the core's device path: 1024² mono8 frame in, mask out, 256² and 1024² model input."""
+    from ai4mars_perception.core.device_bench import VARIANTS, bench_variant
     from ai4mars_perception.core.model_metadata import InputSpec, ModelMetadata
-    from ai4mars_perception.tools.bench_gpu import VARIANTS, bench_variant
     from ai4mars_training.export import export_torchscript, load_learner_file
 
     learn = load_learner_file(learner_pkl)
