@@ -79,11 +79,11 @@ def _gpu_bench(learner_pkl: Path, repeats: int) -> dict:
             meta = ModelMetadata(model_version=f"shot-{size}", input=InputSpec(height=size, width=size))
             export_torchscript(model, path, size, meta)
             for variant in VARIANTS if cuda else ("fp32",):
-                rows.append(
-                    bench_variant(
-                        path, variant, frame.numpy(), repeats, "cuda" if cuda else "cpu", warmup=10 if cuda else 1
-                    )
-                )
+                device, warmup = ("cuda", 10) if cuda else ("cpu", 1)
+                try:  # one failing variant (a CUDA graph capture, say) must not cost the others
+                    rows.append(bench_variant(path, variant, frame.numpy(), repeats, device, warmup=warmup))
+                except Exception as e:
+                    rows.append({"model_input": size, "variant": variant, "error": f"{type(e).__name__}: {e}"})
                 print("bench", json.dumps(rows[-1]), flush=True)
     return {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "rows": rows}
 

@@ -74,7 +74,8 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["time_budget"]["minutes"] == 1.0 and run["seconds"] < 60 + 60  # the budget held (plus export)
     assert run["throughput"] and 0 <= run["throughput"][0]["data_wait_fraction"] <= 1
-    assert {row["model_input"] for row in run["inference_bench"]["rows"]} == {256, 1024}
+    rows = run["inference_bench"]["rows"]
+    assert {row["model_input"] for row in rows} == {256, 1024} and not [r for r in rows if "error" in r], rows
     assert run["pack"]["frames"] == 120 and whl.is_dir()
     # the local half: reassemble, rebuild, export, run in the core
     received, export = tmp_path / "received", tmp_path / "export"
