@@ -176,14 +176,19 @@ def run_benchmark(
     return report
 
 
+def _of_limit(r: dict, key: str) -> str:
+    return f"{100 * r['forward_gflops_per_s'] / r['cpu_limits'][key]:.0f} %"
+
+
 def format_report(r: dict) -> str:
     """Human-readable summary."""
     lines = [
         f"model {r['model']} ({r['model_version']}) on {r['provider']}, {r['cores']} cores",
         f"frame {r['frame']} -> model input {r['model_input']}",
         f"forward ({r['provider']})   median {r['forward']['median_ms']:.1f} ms  p90 {r['forward']['p90_ms']:.1f} ms"
-        f"  = {r['forward_gflops_per_s']:.0f} GFLOP/s (this CPU's GEMM limits in ONNX Runtime: fp32 "
-        f"{r['cpu_limits']['fp32_gflops']:.0f} GFLOP/s, int8 {r['cpu_limits']['int8_gops']:.0f} GOP/s)",
+        f"  = {r['forward_gflops_per_s']:.0f} G(FL)OP/s: {_of_limit(r, 'int8_gops')} of this CPU's int8 GEMM limit "
+        f"({r['cpu_limits']['int8_gops']:.0f} GOP/s), {_of_limit(r, 'fp32_gflops')} of its fp32 one "
+        f"({r['cpu_limits']['fp32_gflops']:.0f} GFLOP/s; both ONNX Runtime, measured now)",
         f"added per frame          preprocess {r['stages']['preprocess_ms']:.1f} ms, postprocess "
         f"{r['stages']['postprocess_ms']:.1f} ms, traversability {r['stages']['traversability_summary_ms']:.1f} ms",
         f"lazy outputs             confidence {r['stages']['confidence_ms']:.1f} ms, costmap "
