@@ -326,7 +326,7 @@ def test_shipped_model_answers_navcam_frame(tmp_path, harness, navcam_frames):
     finally:
         assert node.stop() == 0, node.output()
     if SHIPPED.with_name("ai4mars_unet_r18_int8.onnx").is_file():  # on the CPU the node takes the int8 model
-        assert "loaded ai4mars_unet_r18_int8.onnx" in node.output(), node.output()
+        assert "models/ai4mars_unet_r18_int8.onnx (version" in node.output(), node.output()
 
 
 def test_costmap_and_confidence_follow_camera_info(tmp_path, harness, tiny_model, navcam_frames):

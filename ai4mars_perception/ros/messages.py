@@ -20,6 +20,8 @@ Python with :func:`table_from_msg` (a NumPy structured array).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
@@ -109,9 +111,10 @@ LAZY = ("overlay", "confidence", "costmap")
 
 def result_messages(
     result: FrameResult, header: Header, outputs: tuple[str, ...], projector: GroundProjector | None = None
-) -> dict[str, object]:
-    """The node's output messages for ``outputs`` (names among :data:`OUTPUTS`; ``costmap`` needs the
-    ``projector``), all carrying the input stamp."""
+) -> Iterator[tuple[str, object]]:
+    """(name, message) for each of ``outputs`` (names among :data:`OUTPUTS`; ``costmap`` needs the
+    ``projector``), all carrying the input stamp, each built only when the previous one has been taken: the node
+    publishes the mask before the summary and the other outputs are computed."""
     frame_id = result.config.ground.costmap_frame
     build = {
         "mask": lambda: image_msg(result.mask, "mono8", header),
@@ -120,7 +123,7 @@ def result_messages(
         "confidence": lambda: image_msg(result.confidence, "mono8", header),
         "costmap": lambda: occupancy_grid_msg(result.costmap(projector), projector, header, frame_id),
     }
-    return {name: build[name]() for name in outputs}
+    return ((name, build[name]()) for name in outputs)
 
 
 def camera_info_msg(header: Header, width: int, height: int, fov_deg: float):

@@ -229,7 +229,7 @@ class TerrainSegmentationNode(LifecycleNode):
         if "costmap" in wanted and camera is not None:
             pose = camera.pose(msg.header, pipeline.config.ground.costmap_frame)
             projector = pipeline.projector(result.mask.shape, camera.model, pose)
-        for name, out in result_messages(result, msg.header, wanted, projector).items():
+        for name, out in result_messages(result, msg.header, wanted, projector):
             pubs[name].publish(out)
         self.stats.done(time.monotonic(), arrived, result.timings.inference, "overlay" in wanted)
 

@@ -153,7 +153,7 @@ class _FrameWriter:
         header = header_msg(int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec), msg.header.frame_id)
         base = conn.topic.removesuffix("/compressed").rsplit("/", 1)[0]
         projector = self.pipeline.projector(frame.mask.shape, self.cameras.get(base))
-        for name, out in result_messages(frame, header, self.outputs, projector).items():
+        for name, out in result_messages(frame, header, self.outputs, projector):
             self.writer.write(self.conns[name], stamp, serialize(out))
         self.rows.writerow(summary_row(index, conn.topic, stamp, frame))
         if self.png_dir is not None:
