@@ -137,7 +137,7 @@ def check_outgoing(out: Path) -> list[Path]:
 
 def receive(shot_dir: Path, data: Path, out: Path) -> dict:
     """The local half: verify and reassemble the weights, rebuild the learner on ``data`` (the original frames),
-    and write ``out``/learner.pkl, run.json and history.csv for ``export --run``."""
+    and write ``out``/learner.pkl, run.json, history.csv (and the shot's train.log) for ``export --run``."""
     path = shot_dir / "run.json"
     if not path.is_file():
         raise TrainingError(f"{shot_dir} holds no run.json from a GPU shot")
@@ -151,7 +151,9 @@ def receive(shot_dir: Path, data: Path, out: Path) -> dict:
         raise TrainingError(f"{data} splits into other validation frames than the GPU run's packed data")
     learn.model.load_state_dict(state)
     learn.export("learner.pkl")
-    shutil.copy(shot_dir / "history.csv", out / "history.csv")
+    for name in ("history.csv", "train.log"):
+        if (shot_dir / name).is_file():
+            shutil.copy(shot_dir / name, out / name)
     run["received"] = {"from": str(shot_dir), "data": str(data), "config": asdict(cfg)}
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return run
