@@ -44,7 +44,8 @@ def test_segment_with_missing_model_is_one_sentence(tmp_path, capsys):
 def test_node_runtime_needs_no_torch():
     code = (
         "import sys; import ai4mars_perception.node, ai4mars_perception.tools.bag_process; "
-        "import ai4mars_perception.tools.cli; "
+        "import ai4mars_perception.tools.cli; from ai4mars_perception.core.pipeline import PipelineConfig; "
+        "PipelineConfig().resolved_model_path(); "  # choosing the shipped model for device auto needs no torch
         "bad = [m for m in ('torch', 'fastai', 'torchvision') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -170,3 +171,15 @@ def test_shipped_int8_is_the_cpu_default_and_agrees_with_the_float_model(navcam_
     flt = Pipeline(PipelineConfig(model_path=str(SHIPPED_DIR / "ai4mars_unet_r18.onnx"), device="cpu"))
     agree = [np.mean(int8.process(g).mask == flt.process(g).mask) for g in map(read_image_file, navcam_frames)]
     assert min(agree) > 0.9 and np.mean(agree) > 0.95, agree
+
+
+def test_bench_profile_breaks_the_forward_down_by_operator(tmp_path, tiny_model, capsys):
+    import json
+
+    out = tmp_path / "profile.json"
+    assert main(["bench", "--model", str(tiny_model), "--size", "256", "--profile", "--repeats", "4", "--json",
+                 str(out)]) == 0  # fmt: skip
+    profile = json.loads(out.read_text())
+    assert profile["runs"] == 3 and profile["total_ms"] >= 0
+    assert abs(sum(r["share"] for r in profile["op_types"]) - 1) < 0.01
+    assert profile["slowest_nodes"] and "ONNX Runtime kernel time" in capsys.readouterr().out

@@ -220,16 +220,19 @@ def load_backend(path: Path, backend: str = "auto", device: str = "auto", intra_
     return OnnxRuntimeBackend(path, device, intra_op_threads)
 
 
-def wants_float_model(device: str = "auto", backend: str = "auto") -> bool:
+def wants_float_model(device: str = "auto", backend: str = "auto", float_model: Path | None = None) -> bool:
     """Whether these choices run the network on a GPU or in PyTorch, where the float model is the one to load
-    (the int8 model is for ONNX Runtime on the CPU)."""
+    (the int8 model is for ONNX Runtime on the CPU). As in :func:`load_backend`, ``auto`` considers PyTorch on a
+    GPU only when the float model has its TorchScript export beside it, so torch is not imported otherwise."""
     if backend == "torch" or device == "cuda":
         return True
     if device == "cpu" or backend not in BACKENDS:
         return False
     import onnxruntime as ort
 
-    return bool(select_providers("auto", ort.get_available_providers())[:-1]) or _torch_cuda()
+    if select_providers("auto", ort.get_available_providers())[:-1]:
+        return True
+    return backend == "auto" and float_model is not None and float_model.with_suffix(".pt").is_file() and _torch_cuda()
 
 
 def _torch_cuda() -> bool:

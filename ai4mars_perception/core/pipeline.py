@@ -96,7 +96,9 @@ class PipelineConfig:
     def resolved_model_path(self) -> str:
         """The model file: ``model_path``, or when it is empty the shipped default for this device and backend
         (int8 for ONNX Runtime on the CPU when shipped, else the float model)."""
-        return self.model_path or str(default_model_path(wants_float_model(self.device, self.backend)))
+        if self.model_path:
+            return self.model_path
+        return str(default_model_path(wants_float_model(self.device, self.backend, default_model_path(True))))
 
 
 @dataclass
