@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ai4mars_perception.core.pipeline import PipelineConfig
 from ai4mars_perception.core.segmenter import Segmenter, Timings
 from ai4mars_perception.core.traversability import summarize
 from ai4mars_perception.tools.bench_seed import cpu_limits, seed_predict_ms
@@ -227,7 +228,7 @@ def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
     import sys
     import tempfile
 
-    from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
+    from ai4mars_perception.core.pipeline import Pipeline
     from ai4mars_perception.ros.environment import child_env
     from ai4mars_perception.tools.bag_make import make_bag
     from ai4mars_perception.tools.bag_process import process_bag
@@ -272,9 +273,7 @@ def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
 
 def command(args) -> int:
     """``ai4mars-perception bench``: print (and optionally write) the report."""
-    from ai4mars_perception.core.backends import wants_float_model
     from ai4mars_perception.core.image_codec import read_image_file
-    from ai4mars_perception.core.paths import default_model_path
     from ai4mars_perception.ros.environment import prepare_ros_environment
     from ai4mars_perception.tools.errors import ToolError
 
@@ -297,8 +296,16 @@ def command(args) -> int:
         frame = read_image_file(args.image)
     else:
         frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
-    model = args.model or str(default_model_path(wants_float_model(args.device, args.backend)))
-    Segmenter(model, args.device, backend=args.backend)  # fail early with a clear message
+    model = PipelineConfig(model_path=args.model or "", device=args.device, backend=args.backend).resolved_model_path()
+    seg = Segmenter(model, args.device, backend=args.backend)  # fail early with a clear message
+    if args.profile:
+        from ai4mars_perception.tools.bench_profile import format_profile, op_profile
+
+        profile = op_profile(model, seg.preprocess(frame), max(1, args.repeats // 2))
+        print(format_profile(profile))
+        if args.json:
+            Path(args.json).write_text(json.dumps(profile, indent=2))
+        return 0
     out = Path(args.json) if args.json else None
     bags = Path(args.bags) if args.bags else None
     if args.compare_seed and not args.image:

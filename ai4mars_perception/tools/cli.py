@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", action="store_true", help="only: 1 MiB frame delivery with and without the profile")
     p.add_argument("--compare-seed", action="store_true",
                    help="also time fastai learner.predict on --image (the seed's path; needs fastai)")  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="only: ONNX Runtime's kernel time per operator and node")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("bench-gpu", help="PyTorch backend on the GPU: fp32, fp16, fp16 + CUDA graph (needs torch)")
