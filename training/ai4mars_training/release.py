@@ -98,21 +98,22 @@ def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200) -> dict:
     if not cfg.time_budget:
         raise TrainingError("the GPU shot needs --time-budget MINUTES")
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="ai4mars-shot-"))
-    cfg = replace(cfg, out=str(work / "run"), valid_pct=manifest["valid_pct"], seed=manifest["seed"])
-    run = fit(cfg)
-    record = split_state_dict(torch.load(work / "run" / "models" / "best.pth", map_location="cpu"), out)
-    shutil.copy(work / "run" / "history.csv", out / "history.csv")
-    run["weights"] = record
-    run["pack"] = {k: v for k, v in manifest.items() if k != "files"}
-    run["gpu"] = _nvidia_smi()
-    (out / "run.json").write_text(json.dumps(run, indent=2))  # written before the benchmark: the weights come first
-    try:
-        run["inference_bench"] = _gpu_bench(work / "run" / "learner.pkl", bench_repeats)
-    except Exception as e:  # the trained weights matter more than the benchmark: record and go on
-        run["inference_bench"] = {"error": f"{type(e).__name__}: {e}"}
-    run["shot_seconds"] = round(time.monotonic() - t0, 1)
-    (out / "run.json").write_text(json.dumps(run, indent=2))
+    with tempfile.TemporaryDirectory(prefix="ai4mars-shot-") as scratch:  # checkpoints, learner.pkl: ~0.6 GB
+        work = Path(scratch)
+        cfg = replace(cfg, out=str(work / "run"), valid_pct=manifest["valid_pct"], seed=manifest["seed"])
+        run = fit(cfg)
+        record = split_state_dict(torch.load(work / "run" / "models" / "best.pth", map_location="cpu"), out)
+        shutil.copy(work / "run" / "history.csv", out / "history.csv")
+        run["weights"] = record
+        run["pack"] = {k: v for k, v in manifest.items() if k != "files"}
+        run["gpu"] = _nvidia_smi()
+        (out / "run.json").write_text(json.dumps(run, indent=2))  # written before the benchmark: the weights come first
+        try:
+            run["inference_bench"] = _gpu_bench(work / "run" / "learner.pkl", bench_repeats)
+        except Exception as e:  # the trained weights matter more than the benchmark: record and go on
+            run["inference_bench"] = {"error": f"{type(e).__name__}: {e}"}
+        run["shot_seconds"] = round(time.monotonic() - t0, 1)
+        (out / "run.json").write_text(json.dumps(run, indent=2))
     check_outgoing(out)
     return run
 

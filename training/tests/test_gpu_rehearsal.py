@@ -61,7 +61,10 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "pack", "--data", str(DATA), "--out", str(pack),
                     "--limit", "120"], check=True)  # fmt: skip
     out = tmp_path / "OUT"
-    env = {**os.environ, "SHOT_PYTHON": str(py), "SHOT_SITE": str(tmp_path / "site"), "SHOT_PACK": str(pack)}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "SHOT_PYTHON": str(py), "SHOT_SITE": str(tmp_path / "site"), "SHOT_PACK": str(pack),
+           "TMPDIR": str(scratch)}  # fmt: skip
     env.pop("PYTHONPATH", None)
     r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "1.0", "--size", "64", "--bs", "8",
                         "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--lr", "1e-3",
@@ -69,6 +72,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
                        env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"fastai 2.8.12 from {tmp_path / 'site'}" in r.stdout  # from the carried wheels, nowhere else
+    assert not list(scratch.glob("ai4mars-shot-*"))  # the scratch run folder (~0.6 GB at 256²) is removed
     files = sorted(p.name for p in out.iterdir())
     assert len(files) <= 8 and all((out / f).stat().st_size <= 16 * 2**20 for f in files)
     assert {"run.json", "history.csv", "train.log", "weights.fp16.part0"} <= set(files)
