@@ -32,6 +32,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="ImageNet encoder weights via fastai/torchvision (needs internet), the default")  # fmt: skip
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train from scratch")
     p.add_argument("--pretrained-weights", help="local torchvision resnet18 ImageNet state dict (.pth)")
+    p.add_argument("--init-from", metavar="PTH",
+                   help="start from an earlier run's whole-model weights (models/best.pth); a new one-cycle "
+                   "schedule, same split")  # fmt: skip
     p.add_argument("--null-class", action="store_true", help="reference notebook set-up: label 255 as a 5th class")
     p.add_argument("--loss", choices=("ce", "focal", "dice"), default="ce",
                    help="cross-entropy; focal; dice = cross-entropy + soft Dice over the classes present")  # fmt: skip
@@ -58,7 +61,8 @@ def _fit_config(a: argparse.Namespace):
     return FitConfig(
         data=a.data, out=a.out, size=a.size, batch_size=a.bs, epochs=a.epochs, lr=a.lr, freeze_epochs=a.freeze_epochs,
         valid_pct=a.valid_pct, seed=a.seed, pretrained=a.pretrained, pretrained_weights=a.pretrained_weights,
-        null_class=a.null_class, ignore_rover=a.ignore_rover, ignore_range=a.ignore_range, loss=a.loss,
+        init_from=a.init_from, null_class=a.null_class, ignore_rover=a.ignore_rover, ignore_range=a.ignore_range,
+        loss=a.loss,
         focal_gamma=a.focal_gamma, class_weights=a.class_weights, augment=a.augment, precision=a.precision,
         crop=a.crop, time_budget=a.time_budget,
         patience=a.patience, resume=a.resume, num_workers=a.workers, limit=a.limit,

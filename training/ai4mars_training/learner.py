@@ -233,6 +233,22 @@ def load_encoder_weights(learn: Learner, path: Path) -> None:
         raise TrainingError(f"{path} is not a torchvision resnet18 state dict")
 
 
+def load_model_weights(learn: Learner, path: Path) -> None:
+    """Load a whole-model state dict (an earlier run's ``models/best.pth``, or ``receive``'s weights) into the U-Net."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise TrainingError(f"--init-from {path} could not be read: {e}") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # fastai's save(with_opt=True)
+        state = state["model"]
+    try:
+        learn.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (RuntimeError, AttributeError) as e:  # other architecture, class count or file kind
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TrainingError(f"--init-from {path} does not fit this U-Net (same classes and --null-class?): "
+                            f"{first}") from None  # fmt: skip
+
+
 def build_learner(dls, n_out: int, pretrained: bool, weights: Path | None, loss: nn.Module, path: Path) -> Learner:
     """``unet_learner(dls, resnet18)``; ImageNet weights from fastai/torchvision, a local file, or none."""
     metrics = [ConfusionMetric(m) for m in _READERS]

@@ -145,8 +145,9 @@ def receive(shot_dir: Path, data: Path, out: Path) -> dict:
     run = json.loads(path.read_text())
     state = join_state_dict(shot_dir, run["weights"])
     fields = set(FitConfig.__dataclass_fields__)
+    # the shot's weights replace any start weights (init_from)
     cfg = FitConfig(**{**{k: v for k, v in run["config"].items() if k in fields}, "data": str(data),
-                       "out": str(out), "num_workers": 0, "resume": False})  # fmt: skip
+                       "out": str(out), "num_workers": 0, "resume": False, "init_from": None})  # fmt: skip
     learn, info = prepare(cfg)
     if info["valid_ids_sha1"] != run["data"]["valid_ids_sha1"]:
         raise TrainingError(f"{data} splits into other validation frames than the GPU run's packed data")

@@ -199,3 +199,28 @@ def test_export_of_missing_or_bad_learner(tmp_path, capsys):
     assert main(["export", "--learner", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "not a loadable fastai learner" in err
+
+
+def test_init_from_an_earlier_run_loads_every_weight(synthetic_set, tmp_path, capsys):
+    import torch
+    from ai4mars_training.train import FitConfig, prepare
+
+    torch.manual_seed(3)
+    first, _ = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "a"), size=64, pretrained=False))
+    best = Path(first.save("best", with_opt=False))  # what SaveModelCallback writes: models/best.pth
+    torch.manual_seed(4)  # another random start: equality below comes from the file
+    learn, info = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "b"), size=64, init_from=str(best)))
+    assert info["pretrained"] == "none" and info["init_from"]["path"] == str(best.resolve())
+    for (name, a), b in zip(first.model.state_dict().items(), learn.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    # the CLI trains from it (a fresh one-cycle, no frozen phase) and records the start weights
+    out = tmp_path / "c"
+    assert main(["fit", "--data", str(synthetic_set), "--out", str(out), *FIT, "--init-from", str(best)]) == 0
+    assert json.loads((out / "run.json").read_text())["data"]["init_from"]["sha256"] == info["init_from"]["sha256"]
+    # weights of another class count: one sentence, exit 2
+    args = ["fit", "--data", str(synthetic_set), "--out", str(tmp_path / "d"), *FIT, "--init-from", str(best)]
+    assert main([*args, "--null-class"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this U-Net" in err and "Traceback" not in err
+    assert main([*args[:-1], str(tmp_path / "missing.pth")]) == 2
+    assert "does not exist" in capsys.readouterr().err
