@@ -97,6 +97,16 @@ class Topics:
         msg.header.frame_id = "navcam_left"
         self.pub.publish(msg)
 
+    def send_until(self, msg, stamp_sec: int, cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+        """Send the frame, again every 2 s, until ``cond()``: the node makes a lazy output (overlay, costmap) only
+        once its publisher has matched our subscription, and discovery may finish that after our side."""
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            self.send(msg, stamp_sec)
+            if self.h.spin_until(cond, min(2.0, left)):
+                return True
+        return False
+
     def answer_for(self, stamp_sec: int, timeout: float = 20.0):
         ok = self.h.spin_until(lambda: any(m.header.stamp.sec == stamp_sec for m in self.masks), timeout)
         return next(m for m in self.masks if m.header.stamp.sec == stamp_sec) if ok else None
