@@ -106,6 +106,11 @@ def check_pair(image: Path, label: Path) -> str | None:
     return None
 
 
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (pack checksums, start weights in run.json)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def is_valid(sample_id: str, valid_pct: float, seed: int) -> bool:
     """Deterministic split: a stable hash of (seed, id) decides, so adding frames never moves old ones."""
     h = int(hashlib.sha1(f"{seed}:{sample_id}".encode()).hexdigest()[:8], 16)

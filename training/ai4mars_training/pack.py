@@ -7,7 +7,6 @@ frames the originals would; ``verify`` checks every file against its checksum af
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,14 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ai4mars_training.dataset import scan, split
+from ai4mars_training.dataset import file_sha256, scan, split
 from ai4mars_training.errors import TrainingError
 
 MANIFEST = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def pack(data: Path, out: Path, quality: int = 75, valid_pct: float = 0.1, seed: int = 42, limit: int = 0) -> dict:
@@ -53,7 +48,7 @@ def pack(data: Path, out: Path, quality: int = 75, valid_pct: float = 0.1, seed:
         cv2.imwrite(str(lab_path), lab, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         error += float(np.abs(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.int16) - gray).mean())
         files.append({"id": s.id, "split": "valid" if s.id in valid_ids else "train",
-                      "image": _sha256(img_path), "label": _sha256(lab_path)})  # fmt: skip
+                      "image": file_sha256(img_path), "label": file_sha256(lab_path)})  # fmt: skip
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     manifest = {
         "source": str(data), "format": "jpeg-gray", "quality": quality, "valid_pct": valid_pct, "seed": seed,
@@ -75,7 +70,7 @@ def verify(folder: Path) -> dict:
     for f in manifest["files"]:
         for kind, sub, suffix in (("image", "msl/images/edr", ".jpg"), ("label", "msl/labels/train", ".png")):
             p = folder / sub / f"{f['id']}{suffix}"
-            if not p.is_file() or _sha256(p) != f[kind]:
+            if not p.is_file() or file_sha256(p) != f[kind]:
                 bad.append(str(p.relative_to(folder)))
     if bad:
         raise TrainingError(f"{len(bad)} packed files are missing or damaged, e.g. {bad[:3]}")

@@ -19,7 +19,7 @@ from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, r
 from fastai.torch_core import set_seed
 
 from ai4mars_training.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, resolve_precision
-from ai4mars_training.dataset import scan, split
+from ai4mars_training.dataset import file_sha256, scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.learner import (
     DataConfig,
@@ -138,15 +138,14 @@ def prepare(cfg: FitConfig):
     loss = SegLoss(weights, cfg.focal_gamma if cfg.loss == "focal" else 0.0, dice=cfg.loss == "dice")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    pretrained = cfg.pretrained or cfg.pretrained_weights is not None
-    weights_path = Path(cfg.pretrained_weights) if cfg.pretrained_weights else None
-    if weights_path is not None and not weights_path.is_file():
-        raise TrainingError(f"pretrained weights file {weights_path} does not exist")
     init = Path(cfg.init_from) if cfg.init_from else None
     if init is not None and not init.is_file():
         raise TrainingError(f"--init-from: {init} does not exist")
-    if init is not None and (pretrained and weights_path is None):
-        pretrained = False  # the whole model comes from the file: no ImageNet download
+    # with --init-from every weight comes from that file: no encoder weights to fetch, no frozen phase
+    pretrained = init is None and (cfg.pretrained or cfg.pretrained_weights is not None)
+    weights_path = Path(cfg.pretrained_weights) if cfg.pretrained_weights and init is None else None
+    if weights_path is not None and not weights_path.is_file():
+        raise TrainingError(f"pretrained weights file {weights_path} does not exist")
     learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out)
     if init is not None:
         load_model_weights(learn, init)
@@ -157,7 +156,7 @@ def prepare(cfg: FitConfig):
         "valid_ids_sha1": _ids_digest([s.id for s in valid]),
         "class_weights": None if weights is None else [round(float(v), 4) for v in weights],
         "pretrained": "file" if weights_path else ("imagenet" if pretrained else "none"),
-        "init_from": None if init is None else {"path": str(init.resolve()), "sha256": _sha256(init)},
+        "init_from": None if init is None else {"path": str(init.resolve()), "sha256": file_sha256(init)},
     }
     return learn, info
 
@@ -174,12 +173,6 @@ def with_precision(learn, choice: str):
     elif precision == "bf16":
         learn.add_cb(BF16Autocast())
     return learn, precision
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _ids_digest(ids: list[str]) -> str:
@@ -214,7 +207,7 @@ def fit(cfg: FitConfig) -> dict:
     ctx = _distributed(learn) if distributed else contextlib.nullcontext()
     with ctx:
         main_cbs = cbs + ([budget] if budget else [])
-        if info["pretrained"] != "none" and cfg.freeze_epochs and not cfg.resume and not cfg.init_from:
+        if info["pretrained"] != "none" and cfg.freeze_epochs and not cfg.resume:
             # fastai's fine_tune, spelled out so that the time budget shapes only the unfrozen phase
             learn.freeze()
             learn.fit_one_cycle(cfg.freeze_epochs, slice(cfg.lr), pct_start=0.99, cbs=cbs)
