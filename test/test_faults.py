@@ -175,6 +175,8 @@ def test_a_model_that_outputs_nan_gives_errors_not_masks(tmp_path, harness):
             t.send(image_msg(np.full((32, 32), level, np.uint8), "mono8"), i)
             time.sleep(0.5)
         assert t.answer_for(1, timeout=2.0) is None and not t.masks
+        # diagnostics come once a second: wait for the report that counts both frames
+        assert harness.spin_until(lambda: int(t.diag_values().get("errors", 0)) >= 2, 10)
         values = t.diag_values()
         assert int(values["errors"]) == 2 and "NaN or Inf" in values["last_error"]
     finally:
