@@ -32,9 +32,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="ImageNet encoder weights via fastai/torchvision (needs internet), the default")  # fmt: skip
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train from scratch")
     p.add_argument("--pretrained-weights", help="local torchvision resnet18 ImageNet state dict (.pth)")
-    p.add_argument("--init-from", metavar="PTH",
-                   help="start from an earlier run's whole-model weights (models/best.pth); a new one-cycle "
-                   "schedule, same split")  # fmt: skip
+    p.add_argument("--init-from", metavar="PTH|ONNX",
+                   help="start from an earlier run's whole-model weights (models/best.pth) or an exported model "
+                   "(models/ai4mars_unet_r18.onnx: fine-tune the shipped model); a new one-cycle schedule")  # fmt: skip
     p.add_argument("--null-class", action="store_true", help="reference notebook set-up: label 255 as a 5th class")
     p.add_argument("--loss", choices=("ce", "focal", "dice"), default="ce",
                    help="cross-entropy; focal; dice = cross-entropy + soft Dice over the classes present")  # fmt: skip

@@ -29,6 +29,7 @@ from ai4mars_training.learner import (
     load_model_weights,
     median_frequency_weights,
 )
+from ai4mars_training.onnx_weights import load_onnx_weights
 
 
 @dataclass
@@ -147,7 +148,10 @@ def prepare(cfg: FitConfig):
     if weights_path is not None and not weights_path.is_file():
         raise TrainingError(f"pretrained weights file {weights_path} does not exist")
     learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out)
-    if init is not None:
+    init_report = None
+    if init is not None and init.suffix.lower() == ".onnx":  # a shipped model: rebuild its folded BatchNorms
+        init_report = load_onnx_weights(learn.model, init, _calibration_batches(learn, 8))
+    elif init is not None:
         load_model_weights(learn, init)
     info = {
         "scan": found.summary(),
@@ -158,7 +162,19 @@ def prepare(cfg: FitConfig):
         "pretrained": "file" if weights_path else ("imagenet" if pretrained else "none"),
         "init_from": None if init is None else {"path": str(init.resolve()), "sha256": file_sha256(init)},
     }
+    if init_report is not None:
+        info["init_from"]["onnx"] = init_report
     return learn, info
+
+
+def _calibration_batches(learn, n: int) -> list:
+    """Up to ``n`` training batches (images only): the frames that rebuild an ONNX model's folded BatchNorms."""
+    out = []
+    for xb, _ in learn.dls.train:
+        out.append(xb)
+        if len(out) == n:
+            break
+    return out
 
 
 def with_precision(learn, choice: str):

@@ -224,3 +224,57 @@ def test_init_from_an_earlier_run_loads_every_weight(synthetic_set, tmp_path, ca
     assert "does not fit this U-Net" in err and "Traceback" not in err
     assert main([*args[:-1], str(tmp_path / "missing.pth")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_init_from_an_exported_onnx_model_rebuilds_the_unet(synthetic_set, tmp_path, capsys):
+    """Fine-tuning a shipped model: its ONNX (BatchNorms folded into the convolutions, fp32 or fp16-stored)
+    becomes a trainable U-Net that computes the same logits."""
+    import torch
+    from ai4mars_training.export import export_onnx, store_weights_fp16
+    from ai4mars_training.train import FitConfig, prepare
+
+    torch.manual_seed(5)
+    first, _ = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "a"), size=64, pretrained=False))
+    model = first.model
+    with torch.no_grad():  # non-trivial BatchNorms, as after training: random affine, statistics of real batches
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+        model.train()
+        for xb, _ in first.dls.train:
+            model(xb)
+    meta = ModelMetadata(model_version="test-64")
+    fp32, fp16 = tmp_path / "m.onnx", tmp_path / "m16.onnx"
+    export_onnx(model, fp32, 64, meta)
+    export_onnx(model, fp16, 64, meta)
+    store_weights_fp16(fp16)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = model.eval()(x)
+    for path, atol, agree in ((fp32, 1e-3, 0.999), (fp16, 5e-2, 0.99)):
+        torch.manual_seed(6)  # another random start: the weights come from the file
+        learn, info = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / path.stem), size=64,
+                                        init_from=str(path)))  # fmt: skip
+        report = info["init_from"]["onnx"]
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in learn.model.modules())
+        assert report["batchnorms_kept"] > 0 and report["batchnorms_rebuilt"] + report["batchnorms_kept"] == n_bn
+        assert report["argmax_agreement"] >= agree
+        with torch.no_grad():
+            got = learn.model.eval()(x)
+        scale = float(want.abs().max())
+        assert float((got - want).abs().max()) <= atol * scale, path.name
+        assert float((got.argmax(1) == want.argmax(1)).float().mean()) >= agree
+        # training mode (batch statistics) starts close to the original too: the rebuilt BatchNorms are not identities
+        bn = next(m for m in learn.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    # another class count: one sentence, exit 2
+    args = ["fit", "--data", str(synthetic_set), "--out", str(tmp_path / "d"), *FIT, "--init-from", str(fp32)]
+    assert main([*args, "--null-class"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this U-Net" in err and "Traceback" not in err
+    int8 = Path(__file__).resolve().parents[2] / "models" / "ai4mars_unet_r18_int8.onnx"  # the shipped CPU model
+    assert main([*args[:-1], str(int8)]) == 2
+    assert "is an int8 model" in capsys.readouterr().err
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert main([*args[:-1], str(tmp_path / "bad.onnx")]) == 2
+    assert "is not a readable ONNX model" in capsys.readouterr().err
