@@ -12,7 +12,7 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_large_shm.xml
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: install install-train test test-node test-train lint demo smoke-model bench clean gpu-wheels gpu-pack gpu-check
+.PHONY: install install-train test test-node test-train lint demo smoke-model bench clean gpu-wheels gpu-pack gpu-check gpu-init
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +86,11 @@ gpu-pack: install-train
 
 gpu-check: gpu-wheels gpu-pack
 	$(VENV)/bin/ai4mars-train carry-size .whl .data/pack
+
+## gpu-init: the shipped float model as the shot's start weights, carried by a first, short device command
+gpu-init: install-train
+	@mkdir -p .data/init && cp models/ai4mars_unet_r18.onnx .data/init/start.onnx
+	$(VENV)/bin/ai4mars-train carry-size .data/init
 
 clean:
 	rm -rf build install log demo_output .pytest_cache *.egg-info training/*.egg-info

@@ -77,7 +77,8 @@ def _param(t: torch.Tensor, value: np.ndarray, what: str, path: Path) -> None:
 
 def load_onnx_weights(model: nn.Module, path: Path, calibration: Iterable[torch.Tensor]) -> dict:
     """Load an exported ONNX U-Net's weights into ``model`` (same architecture and classes); rebuild the folded
-    BatchNorms from ``calibration`` batches (N, 3, H, W, normalised as the model expects). Returns what was done."""
+    BatchNorms from ``calibration`` batches (N, 3, H, W, normalised as the model expects; the model moves to
+    their device). Returns what was done."""
     try:
         graph = onnx.load(str(path))
     except Exception as e:  # protobuf DecodeError, OSError
@@ -88,10 +89,10 @@ def load_onnx_weights(model: nn.Module, path: Path, calibration: Iterable[torch.
     consts = onnx_constants(graph)
     onnx_convs = [n for n in graph.graph.node if n.op_type == "Conv"]
     onnx_bns = [n for n in graph.graph.node if n.op_type == "BatchNormalization"]
-    device = next(model.parameters()).device
-    batches = [torch.Tensor(b).float().to(device) for b in calibration]
+    batches = [b.as_subclass(torch.Tensor).float() for b in calibration]  # on the data loader's device (a GPU's, say)
     if not batches:
         raise TrainingError("--init-from an ONNX model needs calibration frames; the training set gave none")
+    model.to(batches[0].device)
     convs, bns = _trace_order(model, batches[0][:1])
     kept = [bn for bn, src in bns if src < 0]
     folded = {src: bn for bn, src in bns if src >= 0}

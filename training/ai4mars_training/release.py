@@ -98,6 +98,7 @@ def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200) -> dict:
     if not cfg.time_budget:
         raise TrainingError("the GPU shot needs --time-budget MINUTES")
     out.mkdir(parents=True, exist_ok=True)
+    cfg = start_weights(cfg)
     with tempfile.TemporaryDirectory(prefix="ai4mars-shot-") as scratch:  # checkpoints, learner.pkl: ~0.6 GB
         work = Path(scratch)
         cfg = replace(cfg, out=str(work / "run"), valid_pct=manifest["valid_pct"], seed=manifest["seed"])
@@ -116,6 +117,15 @@ def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200) -> dict:
         (out / "run.json").write_text(json.dumps(run, indent=2))
     check_outgoing(out)
     return run
+
+
+def start_weights(cfg: FitConfig) -> FitConfig:
+    """Start weights that an earlier command was to leave on the GPU machine (``--init-from``): when they are
+    not there (the machine was given back in between), the shot trains from scratch rather than failing."""
+    if cfg.init_from and not Path(cfg.init_from).is_file():
+        print(f"shot: start weights {cfg.init_from} are not on this machine: training from scratch", flush=True)
+        return replace(cfg, init_from=None)
+    return cfg
 
 
 def _nvidia_smi() -> str | None:

@@ -150,7 +150,7 @@ def prepare(cfg: FitConfig):
     learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out)
     init_report = None
     if init is not None and init.suffix.lower() == ".onnx":  # a shipped model: rebuild its folded BatchNorms
-        init_report = load_onnx_weights(learn.model, init, _calibration_batches(learn, 8))
+        init_report = load_onnx_weights(learn.model, init, _calibration_batches(learn, 64))
     elif init is not None:
         load_model_weights(learn, init)
     info = {
@@ -167,12 +167,13 @@ def prepare(cfg: FitConfig):
     return learn, info
 
 
-def _calibration_batches(learn, n: int) -> list:
-    """Up to ``n`` training batches (images only): the frames that rebuild an ONNX model's folded BatchNorms."""
+def _calibration_batches(learn, frames: int) -> list:
+    """Training batches (images only) holding at least ``frames`` frames: what rebuilds an ONNX model's folded
+    BatchNorms."""
     out = []
     for xb, _ in learn.dls.train:
         out.append(xb)
-        if len(out) == n:
+        if sum(len(b) for b in out) >= frames:
             break
     return out
 

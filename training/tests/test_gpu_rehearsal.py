@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "ai4mars-256"
 CARRIED = ("fastai", "fastcore", "fastprogress", "fastdownload", "fasttransform", "plum", "beartype")
 OURS = ("ai4mars_perception", "ai4mars_training")
+START = ROOT / "models" / "ai4mars_unet_r18.onnx"  # warm start: the shipped model, as .data/init carries it
 
 
 def _wheels() -> Path:
@@ -68,7 +69,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     env.pop("PYTHONPATH", None)
     r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "1.0", "--size", "64", "--bs", "8",
                         "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--lr", "1e-3",
-                        "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16"],
+                        "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16", "--init-from", str(START)],
                        env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"fastai 2.8.12 from {tmp_path / 'site'}" in r.stdout  # from the carried wheels, nowhere else
@@ -82,6 +83,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     rows = run["inference_bench"]["rows"]
     assert {row["model_input"] for row in rows} == {256, 1024} and not [r for r in rows if "error" in r], rows
     assert run["pack"]["frames"] == 120 and whl.is_dir()
+    assert run["data"]["init_from"]["onnx"]["argmax_agreement"] >= 0.95  # the shipped model, rebuilt
     # the local half: reassemble, rebuild, export, run in the core
     received, export = tmp_path / "received", tmp_path / "export"
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "receive", "--shot", str(out), "--data", str(pack),
@@ -93,3 +95,17 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     assert seg.metadata.model_version == "rehearsal" and seg.input_size == (64, 64)
     mask, _ = seg.run(np.full((300, 200), 120, np.uint8))
     assert mask.shape == (300, 200)
+
+
+def test_a_shot_whose_start_weights_are_missing_trains_from_scratch(tmp_path, capsys):
+    """The start weights travel in an earlier command; if the machine was given back in between they are gone,
+    and the shot must still train (from scratch) rather than fail."""
+    from ai4mars_training.release import start_weights
+    from ai4mars_training.train import FitConfig
+
+    cfg = FitConfig(data="pack", init_from=str(tmp_path / "gone.onnx"))
+    assert start_weights(cfg).init_from is None
+    assert "training from scratch" in capsys.readouterr().out
+    there = tmp_path / "start.onnx"
+    there.write_bytes(b"x")
+    assert start_weights(FitConfig(data="pack", init_from=str(there))).init_from == str(there)
