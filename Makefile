@@ -76,16 +76,16 @@ bench: install
 
 ## GPU shot (docs/TRAINING.md "The GPU shot"): the carried wheels, the packed data, the size of what travels
 GPU_PACK_QUALITY ?= 75
-gpu-wheels:
+gpu-wheels: $(VENV)/bin/activate
 	@mkdir -p .whl && $(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation py \
 	  --abi none --platform any -d .whl -r requirements/gpu-wheels.txt && ls .whl
 
 gpu-pack: install-train
-	@test -d .data/pack || $(VENV)/bin/ai4mars-train pack --data "$(AI4MARS_DATA)" --out .data/pack \
-	  --quality $(GPU_PACK_QUALITY)
+	@test -f .data/pack.tgz || (rm -rf .data/pack && $(VENV)/bin/ai4mars-train pack --data "$(AI4MARS_DATA)" \
+	  --out .data/pack --quality $(GPU_PACK_QUALITY) --archive)
 
 gpu-check: gpu-wheels gpu-pack
-	$(VENV)/bin/ai4mars-train carry-size .whl .data/pack
+	$(VENV)/bin/ai4mars-train carry-size .whl .data/pack.tgz
 
 ## gpu-init: the shipped float model as the shot's start weights, carried by a first, short device command
 gpu-init: install-train

@@ -139,6 +139,10 @@ class TorchBackend:
         self.input_dtype = np.float32
         self.cuda_graph = cuda_graph
         self._graph = None
+        # normalisation constants live on the device: no host-to-device copy inside a captured CUDA graph
+        spec = self.metadata.input
+        self._mean = torch.tensor(spec.mean, device=self.device).view(1, -1, 1, 1)
+        self._std = torch.tensor(spec.std, device=self.device).view(1, -1, 1, 1)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -154,14 +158,12 @@ class TorchBackend:
         x = frame[None, None].float()
         if tuple(frame.shape) != (spec.height, spec.width):
             x = F.interpolate(x, size=(spec.height, spec.width), mode="area")
-        mean = torch.tensor(spec.mean, device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(spec.std, device=self.device).view(1, -1, 1, 1)
-        x = ((x * spec.scale).expand(-1, spec.channels, -1, -1) - mean) / std
+        x = ((x * spec.scale).expand(-1, spec.channels, -1, -1) - self._mean) / self._std
         x = x.contiguous(memory_format=torch.channels_last).to(torch.float16 if self.half else torch.float32)
         logits = self.model(x).float()
         labels = logits.argmax(1, keepdim=True).to(torch.uint8)
-        if null_class is not None:
-            labels[labels == null_class] = 255
+        if null_class is not None:  # masked_fill, not boolean indexing: no host sync (CUDA graph capture)
+            labels = labels.masked_fill(labels == null_class, 255)
         if tuple(frame.shape) != (spec.height, spec.width):
             labels = F.interpolate(labels.float(), size=tuple(frame.shape), mode="nearest").to(torch.uint8)
         return labels[0, 0], logits[0]

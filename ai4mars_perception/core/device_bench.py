@@ -28,6 +28,9 @@ def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, de
         torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
         backend.device_segment(frame, backend.metadata.null_class)
+    warm_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    if cuda:  # the steady state apart from the warm-up (cuDNN autotuning tries large workspaces)
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -39,5 +42,6 @@ def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, de
         "device": str(backend.device), "frames_per_s": round(1000 / ms.mean(), 1),
         "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        "peak_gpu_mb_warmup": round(warm_peak, 1) if cuda else None,
         "mask_shape": list(mask.shape),
     }  # fmt: skip

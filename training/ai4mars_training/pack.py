@@ -60,6 +60,17 @@ def pack(data: Path, out: Path, quality: int = 75, valid_pct: float = 0.1, seed:
     return manifest
 
 
+def archive(folder: Path) -> Path:
+    """``folder`` as one gzipped tar beside it (``<folder>.tgz``): what a device call carries. Twelve thousand small
+    files cost the transfer far more than their bytes (each file's header and padding); one archive costs its size."""
+    import tarfile
+
+    out = folder.with_name(folder.name + ".tgz")
+    with tarfile.open(out, "w:gz", compresslevel=6) as tar:
+        tar.add(folder, arcname=folder.name)
+    return out
+
+
 def verify(folder: Path) -> dict:
     """Check every packed file against the manifest; returns the manifest, raises :class:`TrainingError`."""
     path = folder / MANIFEST

@@ -1,4 +1,4 @@
-"""``ai4mars-train pack | shot | receive | carry-size``: the commands of the release-model GPU shot
+"""``ai4mars-train pack | shot | receive | gpu-bench | carry-size``: the commands of the release-model GPU shot
 (docs/TRAINING.md, "The GPU shot")."""
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from ai4mars_training.errors import TrainingError
 
 
 def cmd_pack(a: argparse.Namespace) -> int:
-    from ai4mars_training.pack import pack
+    from ai4mars_training.pack import archive, pack
 
     m = pack(Path(a.data), Path(a.out), a.quality, a.valid_pct, a.seed, a.limit)
     print(f"packed {m['frames']} frames ({m['train']} train, {m['valid']} valid) into {a.out}: {m['megabytes']} MiB, "
           f"JPEG quality {m['quality']}, mean error {m['mean_abs_error_gray_levels']} gray levels")  # fmt: skip
+    if a.archive:
+        tgz = archive(Path(a.out))
+        print(f"archived as {tgz}: {tgz.stat().st_size / 2**20:.1f} MiB (carry this file)")
     return 0
 
 
@@ -42,6 +45,22 @@ def cmd_receive(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpu_bench(a: argparse.Namespace) -> int:
+    from ai4mars_training.release import gpu_bench, untrained_unet
+
+    if a.learner:
+        from ai4mars_training.export import load_learner_file
+
+        model, what = load_learner_file(Path(a.learner)).model, a.learner
+    else:
+        model, what = untrained_unet(), "the recipe's U-Net with random weights (timings do not depend on them)"
+    result = {"model": what, **gpu_bench(model, a.repeats)}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=2))
+    print(f"gpu-bench: {len(result['rows'])} rows on {result['device']} -> {a.out}")
+    return 0
+
+
 def cmd_carry_size(a: argparse.Namespace) -> int:
     from ai4mars_training.release import MAX_TREE_BYTES, tree_bytes
 
@@ -49,7 +68,8 @@ def cmd_carry_size(a: argparse.Namespace) -> int:
     print(json.dumps({"mib": round(n / 2**20, 2), "limit_mib": MAX_TREE_BYTES // 2**20, "carry": a.carry}))
     if n > MAX_TREE_BYTES:
         raise TrainingError(f"a device call would send {n / 2**20:.1f} MiB (limit 64 MiB): "
-                            "hold the shipped models out of the tree first (training/gpu/tree.sh hold)")  # fmt: skip
+                            "hold the shipped models out of the tree (training/gpu/tree.sh hold) and carry the "
+                            "pack as one archive (make gpu-pack writes .data/pack.tgz)")  # fmt: skip
     return 0
 
 
@@ -60,6 +80,7 @@ def add_commands(sub, fit_args, data_args, fit_config) -> None:
     p.add_argument("--out", required=True, help="new folder to write (AI4Mars layout + manifest.json)")
     p.add_argument("--quality", type=int, default=75, help="JPEG quality of the single-channel frames")
     p.add_argument("--limit", type=int, default=0, help="only the first N labelled pairs (rehearsals)")
+    p.add_argument("--archive", action="store_true", help="also write OUT.tgz, the one file a device call carries")
     p.set_defaults(func=cmd_pack)
     p = sub.add_parser("shot", help="the GPU half: train within --time-budget on packed data, write what returns")
     fit_args(p)
@@ -71,6 +92,11 @@ def add_commands(sub, fit_args, data_args, fit_config) -> None:
     p.add_argument("--data", required=True, help="the original AI4Mars data (same split as the packed data)")
     p.add_argument("--out", required=True, help="run folder to write (learner.pkl, run.json, history.csv)")
     p.set_defaults(func=cmd_receive)
+    p = sub.add_parser("gpu-bench", help="the GPU shot's inference benchmark alone (core device path, batch 1)")
+    p.add_argument("--learner", help="a learner .pkl (default: the recipe's U-Net with random weights)")
+    p.add_argument("--repeats", type=int, default=200, help="frames per variant")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.set_defaults(func=cmd_gpu_bench)
     p = sub.add_parser("carry-size", help="MiB a device call would send from this checkout (limit 64 MiB)")
     p.add_argument("--root", default=".", help="the checkout")
     p.add_argument("carry", nargs="*", help="ignored paths the call would carry (e.g. .whl .data)")

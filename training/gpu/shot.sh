@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The release-model GPU shot (issue 8, docs/TRAINING.md "The GPU shot"): the one script a device command runs.
-# Installs the carried fastai wheels (.whl/), checks the packed data (.data/pack), trains within the budget and
-# leaves in OUT what comes back: weights.fp16.part*, run.json, history.csv, train.log (at most 8 files).
+# Installs the carried fastai wheels (.whl/), unpacks (.data/pack.tgz) and checks the packed data, trains within
+# the budget and leaves in OUT what comes back: weights.fp16.part*, run.json, history.csv, train.log (<= 8 files).
 #
 #   training/gpu/shot.sh OUT MINUTES [ai4mars-train fit options...]
 #
@@ -20,6 +20,9 @@ exec > >(tee "$OUT/train.log") 2>&1
 echo "shot: $(date -u +%FT%TZ), budget $MINUTES min, $(nproc) CPUs"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 t0=$(date +%s)
+if [ ! -d "$PACK" ] && [ -f "$PACK.tgz" ]; then  # the pack travels as one archive (make gpu-pack)
+  tar -xzf "$PACK.tgz" -C "$(dirname "$PACK")" && echo "shot: unpacked $PACK.tgz"
+fi
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$ROOT"/.whl/*.whl
 export PYTHONPATH="$SITE:$ROOT:$ROOT/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 "$PY" -c 'import fastai, fastcore, fastprogress, torch; print("shot: fastai", fastai.__version__, "from",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,8 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     py = _gpu_like_env(tmp_path)
     pack = tmp_path / "pack"
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "pack", "--data", str(DATA), "--out", str(pack),
-                    "--limit", "120"], check=True)  # fmt: skip
+                    "--limit", "120", "--archive"], check=True)  # fmt: skip
+    shutil.rmtree(pack)  # the pack travels as one archive; the shot unpacks it
     out = tmp_path / "OUT"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -86,6 +88,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     assert run["data"]["init_from"]["onnx"]["argmax_agreement"] >= 0.95  # the shipped model, rebuilt
     # the local half: reassemble, rebuild, export, run in the core
     received, export = tmp_path / "received", tmp_path / "export"
+    assert "shot: unpacked" in r.stdout and (pack / "manifest.json").is_file()
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "receive", "--shot", str(out), "--data", str(pack),
                     "--out", str(received)], check=True)  # fmt: skip
     assert (received / "train.log").read_text() == (out / "train.log").read_text()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import tarfile
+
 import pytest
 import torch
 from ai4mars_training.cli import main
@@ -9,7 +12,7 @@ from ai4mars_training.dataset import scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.learner import SegLoss, soft_dice
 from ai4mars_training.pack import verify
-from ai4mars_training.release import check_outgoing, join_state_dict, split_state_dict
+from ai4mars_training.release import check_outgoing, join_state_dict, split_state_dict, tree_bytes
 
 
 def test_pack_keeps_the_split_and_detects_damage(real_subset, tmp_path):
@@ -25,6 +28,23 @@ def test_pack_keeps_the_split_and_detects_damage(real_subset, tmp_path):
     with pytest.raises(TrainingError, match="damaged"):
         verify(out)
     assert main(["pack", "--data", str(real_subset), "--out", str(out)]) == 2  # exists: refused, nothing overwritten
+
+
+def test_the_pack_travels_as_one_archive_and_is_counted_per_file(real_subset, tmp_path):
+    """A device call refused 12 001 small files of 57 MiB as over 64 MiB: carry-size counts each file as a tar
+    entry, and the archive (one file) unpacks to the same verified pack."""
+    out = tmp_path / "pack"
+    assert main(["pack", "--data", str(real_subset), "--out", str(out), "--valid-pct", "0.25", "--archive"]) == 0
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("*\n")  # only what is carried counts
+    files = [p for p in out.rglob("*") if p.is_file()]
+    raw = sum(p.stat().st_size for p in files)
+    assert tree_bytes(tmp_path, ["pack"]) >= raw + 512 * len(files)
+    tgz = tmp_path / "pack.tgz"
+    assert tree_bytes(tmp_path, ["pack.tgz"]) < tree_bytes(tmp_path, ["pack"])
+    with tarfile.open(tgz) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert verify(tmp_path / "unpacked" / "pack")["frames"] == 16
 
 
 def test_weights_split_into_parts_and_back(tmp_path):
