@@ -23,6 +23,7 @@ import torch
 
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.pack import verify
+from ai4mars_training.plots import plot_history
 from ai4mars_training.train import FitConfig, fit, prepare
 
 #: What may come back from the GPU machine's output folder.
@@ -157,7 +158,7 @@ def check_outgoing(out: Path) -> list[Path]:
 
 def receive(shot_dir: Path, data: Path, out: Path) -> dict:
     """The local half: verify and reassemble the weights, rebuild the learner on ``data`` (the original frames),
-    and write ``out``/learner.pkl, run.json, history.csv (and the shot's train.log) for ``export --run``."""
+    and write ``out``/learner.pkl, run.json, history.csv/.png (and the shot's train.log) for ``export --run``."""
     path = shot_dir / "run.json"
     if not path.is_file():
         raise TrainingError(f"{shot_dir} holds no run.json from a GPU shot")
@@ -175,6 +176,8 @@ def receive(shot_dir: Path, data: Path, out: Path) -> dict:
     for name in ("history.csv", "train.log"):
         if (shot_dir / name).is_file():
             shutil.copy(shot_dir / name, out / name)
+    if (out / "history.csv").is_file():
+        plot_history(out / "history.csv", out / "history.png", f"GPU run on {run.get('device')}")
     run["received"] = {"from": str(shot_dir), "data": str(data), "config": asdict(cfg)}
     (out / "run.json").write_text(json.dumps(run, indent=2))
     return run

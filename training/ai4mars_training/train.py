@@ -30,6 +30,7 @@ from ai4mars_training.learner import (
     median_frequency_weights,
 )
 from ai4mars_training.onnx_weights import load_onnx_weights
+from ai4mars_training.plots import plot_history
 
 
 @dataclass
@@ -257,6 +258,7 @@ def fit(cfg: FitConfig) -> dict:
         "throughput": throughput.epochs,
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
+    plot_history(out / "history.csv", out / "history.png", f"{run['device']}, {precision}")
     return run
 
 

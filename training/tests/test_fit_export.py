@@ -28,6 +28,7 @@ def _fit_eval_export(data: Path, tmp: Path, extra: list[str] = ()) -> dict:
     assert main(["fit", "--data", str(data), "--out", str(run), *FIT, *extra]) == 0
     history = list(csv.DictReader((run / "history.csv").open()))
     assert len(history) == 1 and 0.0 <= float(history[0]["miou"]) <= 1.0
+    assert (run / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the curves, drawn
     assert main(["export", "--run", str(run), "--out", str(exp), "--frames", str(SAMPLES)]) == 0
     report = json.loads((exp / "export.json").read_text())
     assert report["parity_ok"] and report["argmax_agreement"] >= 0.999

@@ -92,6 +92,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "receive", "--shot", str(out), "--data", str(pack),
                     "--out", str(received)], check=True)  # fmt: skip
     assert (received / "train.log").read_text() == (out / "train.log").read_text()
+    assert (received / "history.png").is_file()
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "export", "--run", str(received), "--out",
                     str(export), "--fp16-weights", "--model-version", "rehearsal"], check=True)  # fmt: skip
     seg = Segmenter(export / "model.onnx", "cpu")
