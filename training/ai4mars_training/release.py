@@ -109,7 +109,9 @@ def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200) -> dict:
     cfg = start_weights(cfg)
     with tempfile.TemporaryDirectory(prefix="ai4mars-shot-") as scratch:  # checkpoints, learner.pkl: ~0.6 GB
         work = Path(scratch)
-        cfg = replace(cfg, out=str(work / "run"), valid_pct=manifest["valid_pct"], seed=manifest["seed"])
+        # last.pth (weights + optimizer, ~0.4 GB a save) is only for --resume: a shot's run folder is discarded
+        cfg = replace(cfg, out=str(work / "run"), valid_pct=manifest["valid_pct"], seed=manifest["seed"],
+                      save_last=False)  # fmt: skip
         run = fit(cfg)
         record = split_state_dict(torch.load(work / "run" / "models" / "best.pth", map_location="cpu"), out)
         shutil.copy(work / "run" / "history.csv", out / "history.csv")

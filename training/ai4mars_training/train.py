@@ -31,6 +31,7 @@ from ai4mars_training.learner import (
 )
 from ai4mars_training.onnx_weights import load_onnx_weights
 from ai4mars_training.plots import plot_history
+from ai4mars_training.profiling import StepProfiler
 
 
 @dataclass
@@ -61,6 +62,8 @@ class FitConfig:
     resume: bool = False
     num_workers: int = 0
     limit: int = 0
+    profile_steps: int = 0
+    save_last: bool = True
 
 
 class _DistributedDL(DistributedDL):
@@ -208,7 +211,10 @@ def fit(cfg: FitConfig) -> dict:
     distributed = num_distrib() > 1
     # fastai saves only on rank 0 but loads (with a barrier) on every rank: checkpoints on all ranks.
     throughput = Throughput()
-    cbs = [throughput, SaveLast(), SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False)]
+    profiler = StepProfiler(cfg.profile_steps) if cfg.profile_steps else None
+    cbs = [throughput, SaveModelCallback(monitor="miou", comp=np.greater, fname="best", with_opt=False)]
+    cbs += [SaveLast()] if cfg.save_last else []
+    cbs += [profiler] if profiler else []
     if rank0:
         cbs.append(CSVLogger(fname="history.csv", append=cfg.resume))  # relative to learn.path = out
     if cfg.patience and not distributed:
@@ -256,6 +262,7 @@ def fit(cfg: FitConfig) -> dict:
         "precision": precision,
         "time_budget": None if budget is None else {"minutes": cfg.time_budget, "epochs_decided": budget.decided},
         "throughput": throughput.epochs,
+        "profile": profiler.summary if profiler else None,
     }
     (out / "run.json").write_text(json.dumps(run, indent=2))
     plot_history(out / "history.csv", out / "history.png", f"{run['device']}, {precision}")

@@ -95,6 +95,21 @@ def test_time_budget_picks_the_epoch_count_and_resume_works(synthetic_set, tmp_p
     assert len(json.loads((out / "run.json").read_text())["history"]) == decided[-1] + 1
 
 
+def test_profile_steps_summarise_where_a_step_goes_and_a_shot_skips_last_checkpoints(synthetic_set, tmp_path):
+    from ai4mars_training.train import fit
+
+    cfg = FitConfig(data=str(synthetic_set), out=str(tmp_path / "p"), size=64, batch_size=4, epochs=2, valid_pct=0.25,
+                    pretrained=False, precision="fp32", profile_steps=2, save_last=False)  # fmt: skip
+    run = fit(cfg)
+    prof = run["profile"]
+    assert prof["steps"] == 2 and prof["epoch"] == 1 and prof["wall_ms_per_step"] > 0
+    assert prof["device_busy_fraction"] is None  # no GPU here: CPU operator times only
+    ops = [row["op"] for row in prof["top"]]
+    assert any("convolution" in op for op in ops), ops  # a U-Net step is mostly convolutions
+    assert sum(row["self_ms_per_step"] for row in prof["top"]) <= prof["wall_ms_per_step"] * 1.05
+    assert (tmp_path / "p" / "models" / "best.pth").is_file() and not (tmp_path / "p" / "models" / "last.pth").exists()
+
+
 def test_bench_reports_images_per_second(synthetic_set, tmp_path, capsys):
     report = tmp_path / "bench.json"
     args = ["bench", "--data", str(synthetic_set), *FIT, "--crops", "32,0", "--steps", "2", "--json", str(report)]

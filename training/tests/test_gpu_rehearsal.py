@@ -71,7 +71,8 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     env.pop("PYTHONPATH", None)
     r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "1.0", "--size", "64", "--bs", "8",
                         "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--lr", "1e-3",
-                        "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16", "--init-from", str(START)],
+                        "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16", "--init-from", str(START),
+                        "--profile-steps", "2"],
                        env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"fastai 2.8.12 from {tmp_path / 'site'}" in r.stdout  # from the carried wheels, nowhere else
@@ -82,6 +83,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["time_budget"]["minutes"] == 1.0 and run["seconds"] < 60 + 60  # the budget held (plus export)
     assert run["throughput"] and 0 <= run["throughput"][0]["data_wait_fraction"] <= 1
+    assert len(run["history"]) > 1 and run["profile"]["steps"] == 2 and run["profile"]["top"]  # profiled epoch 1
     rows = run["inference_bench"]["rows"]
     assert {row["model_input"] for row in rows} == {256, 1024} and not [r for r in rows if "error" in r], rows
     assert run["pack"]["frames"] == 120 and whl.is_dir()

@@ -1,0 +1,78 @@
+"""Where a training step's time goes: torch.profiler over a few steps of a run (``fit --profile-steps N``).
+
+The GPU shot's per-epoch "data wait" is host time until the next batch is in hand; on CUDA that includes the
+batch's copy to the device, which waits for the previous step's kernels. The profile tells compute from input:
+device kernel time against wall time over the same steps, and the operators that take it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from fastai.callback.core import Callback
+
+
+def _device_time_us(event) -> float:
+    return float(getattr(event, "self_device_time_total", 0.0) or getattr(event, "self_cuda_time_total", 0.0) or 0.0)
+
+
+class StepProfiler(Callback):
+    """Profile ``steps`` training steps from the third batch of the second epoch (the first when the run has one):
+    the busiest operators go to the log, a summary to ``summary`` (run.json ``profile``)."""
+
+    order = -9  # right after Throughput: the profiled window holds the whole step
+
+    def __init__(self, steps: int, rows: int = 12) -> None:
+        self.steps, self.rows = steps, rows
+        self.summary: dict | None = None
+        self._prof = None
+
+    def before_fit(self) -> None:
+        self.at_epoch = 1 if self.n_epoch > 1 else 0
+
+    def before_batch(self) -> None:
+        if not self.training or self.summary is not None or self._prof is not None:
+            return
+        if self.epoch == self.at_epoch and self.iter == min(2, max(self.n_iter - self.steps, 0)):
+            self.cuda = self.learn.xb[0].is_cuda
+            acts = [torch.profiler.ProfilerActivity.CPU]
+            if self.cuda:
+                acts.append(torch.profiler.ProfilerActivity.CUDA)
+                torch.cuda.synchronize()
+            self._prof = torch.profiler.profile(activities=acts)
+            self._prof.__enter__()
+            self._t0, self._done = time.perf_counter(), 0
+
+    def after_batch(self) -> None:
+        if self._prof is None or not self.training:
+            return
+        self._done += 1
+        if self._done >= self.steps or self.iter == self.n_iter - 1:
+            self._finish()
+
+    def after_fit(self) -> None:
+        if self._prof is not None:  # cancelled mid-window: summarise what was seen
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - self._t0
+        self._prof.__exit__(None, None, None)
+        events, self._prof = self._prof.key_averages(), None
+        key = _device_time_us if self.cuda else (lambda e: float(e.self_cpu_time_total))
+        top = sorted(events, key=key, reverse=True)[: self.rows]
+        device_ms = sum(_device_time_us(e) for e in events) / 1000 if self.cuda else None
+        self.summary = {
+            "steps": self._done, "epoch": self.epoch, "wall_ms_per_step": round(wall * 1000 / self._done, 2),
+            "device_kernel_ms_per_step": None if device_ms is None else round(device_ms / self._done, 2),
+            "device_busy_fraction": None if device_ms is None else round(device_ms / (wall * 1000), 3),
+            "top": [{"op": e.key, "calls": e.count, "self_ms_per_step": round(key(e) / 1000 / self._done, 3)}
+                    for e in top],
+        }  # fmt: skip
+        s = self.summary
+        print(f"profile: {self._done} steps, {s['wall_ms_per_step']} ms/step wall, device kernels "
+              f"{s['device_kernel_ms_per_step']} ms/step (busy {s['device_busy_fraction']})")  # fmt: skip
+        for row in self.summary["top"]:
+            print(f"profile:   {row['self_ms_per_step']:9.3f} ms/step  {row['calls']:5d} calls  {row['op'][:70]}")
