@@ -110,6 +110,30 @@ def test_profile_steps_summarise_where_a_step_goes_and_a_shot_skips_last_checkpo
     assert (tmp_path / "p" / "models" / "best.pth").is_file() and not (tmp_path / "p" / "models" / "last.pth").exists()
 
 
+def test_profile_summary_counts_each_kernel_once():
+    """On CUDA, key_averages() lists each operator (host, with the device time of the kernels it launched) and each
+    kernel (device): the busy fraction must sum the kernels only (the first GPU profile summed both, busy 1.1)."""
+    from types import SimpleNamespace as E
+
+    from ai4mars_training.profiling import summarise
+    from torch.autograd import DeviceType
+
+    events = [
+        E(key="aten::cudnn_convolution", count=4, device_type=DeviceType.CPU, self_device_time_total=30_000.0,
+          self_cpu_time_total=2_000.0),
+        E(key="aten::add_", count=8, device_type=DeviceType.CPU, self_device_time_total=10_000.0,
+          self_cpu_time_total=1_000.0),
+        E(key="sm90_xmma_fprop", count=4, device_type=DeviceType.CUDA, self_device_time_total=30_000.0,
+          self_cpu_time_total=0.0),
+        E(key="elementwise_kernel", count=8, device_type=DeviceType.CUDA, self_device_time_total=10_000.0,
+          self_cpu_time_total=0.0),
+    ]  # fmt: skip
+    s = summarise(events, steps=2, wall_s=0.080, cuda=True)
+    assert s["device_kernel_ms_per_step"] == 20.0 and s["device_busy_fraction"] == 0.5 and s["wall_ms_per_step"] == 40
+    assert [row["op"] for row in s["top"]] == ["aten::cudnn_convolution", "aten::add_"]  # operators name the rows
+    assert s["top"][0]["self_ms_per_step"] == 15.0
+
+
 def test_bench_reports_images_per_second(synthetic_set, tmp_path, capsys):
     report = tmp_path / "bench.json"
     args = ["bench", "--data", str(synthetic_set), *FIT, "--crops", "32,0", "--steps", "2", "--json", str(report)]
