@@ -53,6 +53,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <out>/models/last.pth")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--limit", type=int, default=0, help="use only the first N labelled pairs (smoke tests)")
+    p.add_argument("--optimizer", choices=("adam", "adamw-fused"), default="adam",
+                   help="fastai's Adam, or the same update by PyTorch's fused AdamW (less host work)")  # fmt: skip
     p.add_argument("--profile-steps", type=int, default=0, metavar="N",
                    help="profile N training steps of the second epoch (torch.profiler): top operators to the log, "
                    "a summary to run.json")  # fmt: skip
@@ -69,6 +71,7 @@ def _fit_config(a: argparse.Namespace):
         focal_gamma=a.focal_gamma, class_weights=a.class_weights, augment=a.augment, precision=a.precision,
         crop=a.crop, time_budget=a.time_budget,
         patience=a.patience, resume=a.resume, num_workers=a.workers, limit=a.limit, profile_steps=a.profile_steps,
+        optimizer=a.optimizer,
     )  # fmt: skip
 
 

@@ -64,6 +64,7 @@ class FitConfig:
     limit: int = 0
     profile_steps: int = 0
     save_last: bool = True
+    optimizer: str = "adam"
 
 
 class _DistributedDL(DistributedDL):
@@ -151,7 +152,7 @@ def prepare(cfg: FitConfig):
     weights_path = Path(cfg.pretrained_weights) if cfg.pretrained_weights and init is None else None
     if weights_path is not None and not weights_path.is_file():
         raise TrainingError(f"pretrained weights file {weights_path} does not exist")
-    learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out)
+    learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out, cfg.optimizer)
     init_report = None
     if init is not None and init.suffix.lower() == ".onnx":  # a shipped model: rebuild its folded BatchNorms
         init_report = load_onnx_weights(learn.model, init, _calibration_batches(learn, 64))

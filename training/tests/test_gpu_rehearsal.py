@@ -72,7 +72,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "1.0", "--size", "64", "--bs", "8",
                         "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--lr", "1e-3",
                         "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16", "--init-from", str(START),
-                        "--profile-steps", "2"],
+                        "--profile-steps", "2", "--optimizer", "adamw-fused"],
                        env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"fastai 2.8.12 from {tmp_path / 'site'}" in r.stdout  # from the carried wheels, nowhere else
