@@ -56,8 +56,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("adam", "adamw-fused"), default="adam",
                    help="fastai's Adam, or the same update by PyTorch's fused AdamW (less host work)")  # fmt: skip
     p.add_argument("--profile-steps", type=int, default=0, metavar="N",
-                   help="profile N training steps of the second epoch (torch.profiler): top operators to the log, "
-                   "a summary to run.json")  # fmt: skip
+                   help="profile N training steps of the first epoch after 20 warm-up steps (torch.profiler): top "
+                   "operators to the log, a summary to run.json")  # fmt: skip
 
 
 def _fit_config(a: argparse.Namespace):

@@ -35,24 +35,22 @@ def summarise(events, steps: int, wall_s: float, cuda: bool, rows: int = 12) -> 
 
 
 class StepProfiler(Callback):
-    """Profile ``steps`` training steps from the third batch of the second epoch (the first when the run has one):
-    the busiest operators go to the log, a summary to ``summary`` (run.json ``profile``). A diagnostic: when the
-    profiler fails, the run goes on and the summary records the error."""
+    """Profile ``steps`` training steps of the first epoch after ``warmup`` steps (cuDNN autotuning, worker start;
+    fewer when the epoch is short), so that even a run of one epoch is profiled: the busiest operators go to the
+    log, a summary to ``summary`` (run.json ``profile``). A diagnostic: when the profiler fails, the run goes on
+    and the summary records the error."""
 
     order = -9  # right after Throughput: the profiled window holds the whole step
 
-    def __init__(self, steps: int, rows: int = 12) -> None:
-        self.steps, self.rows = steps, rows
+    def __init__(self, steps: int, rows: int = 12, warmup: int = 20) -> None:
+        self.steps, self.rows, self.warmup = steps, rows, warmup
         self.summary: dict | None = None
         self._prof = None
-
-    def before_fit(self) -> None:
-        self.at_epoch = 1 if self.n_epoch > 1 else 0
 
     def before_batch(self) -> None:
         if not self.training or self.summary is not None or self._prof is not None:
             return
-        if self.epoch == self.at_epoch and self.iter == min(2, max(self.n_iter - self.steps, 0)):
+        if self.epoch == 0 and self.iter == min(self.warmup, max(self.n_iter - self.steps, 0)):
             self.cuda = self.learn.xb[0].is_cuda
             acts = [torch.profiler.ProfilerActivity.CPU]
             try:
