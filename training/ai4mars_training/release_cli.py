@@ -48,13 +48,8 @@ def cmd_receive(a: argparse.Namespace) -> int:
 def cmd_gpu_bench(a: argparse.Namespace) -> int:
     from ai4mars_training.release import gpu_bench, untrained_unet
 
-    if a.learner:
-        from ai4mars_training.export import load_learner_file
-
-        model, what = load_learner_file(Path(a.learner)).model, a.learner
-    else:
-        model, what = untrained_unet(), "the recipe's U-Net with random weights (timings do not depend on them)"
-    result = {"model": what, **gpu_bench(model, a.repeats)}
+    what = "the recipe's U-Net with random weights (timings do not depend on them)"
+    result = {"model": what, **gpu_bench(untrained_unet(), a.repeats)}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2))
     print(f"gpu-bench: {len(result['rows'])} rows on {result['device']} -> {a.out}")
@@ -92,8 +87,11 @@ def add_commands(sub, fit_args, data_args, fit_config) -> None:
     p.add_argument("--data", required=True, help="the original AI4Mars data (same split as the packed data)")
     p.add_argument("--out", required=True, help="run folder to write (learner.pkl, run.json, history.csv)")
     p.set_defaults(func=cmd_receive)
-    p = sub.add_parser("gpu-bench", help="the GPU shot's inference benchmark alone (core device path, batch 1)")
-    p.add_argument("--learner", help="a learner .pkl (default: the recipe's U-Net with random weights)")
+    p = sub.add_parser(
+        "gpu-bench",
+        help="the GPU shot's inference benchmark alone (core device path, batch 1; "
+        "the recipe's U-Net with random weights: trained models via ai4mars-perception bench-gpu)",
+    )
     p.add_argument("--repeats", type=int, default=200, help="frames per variant")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=cmd_gpu_bench)

@@ -11,10 +11,7 @@ set -euo pipefail
 OUT=${1:?usage: shot.sh OUT MINUTES [fit options]}
 MINUTES=${2:?usage: shot.sh OUT MINUTES [fit options]}
 shift 2
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PY=${SHOT_PYTHON:-python3}
-SITE=${SHOT_SITE:-/tmp/ai4mars-shot-site}
-PACK=${SHOT_PACK:-$ROOT/.data/pack}
+PACK=${SHOT_PACK:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.data/pack}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/train.log") 2>&1
 echo "shot: $(date -u +%FT%TZ), budget $MINUTES min, $(nproc) CPUs"
@@ -23,8 +20,7 @@ t0=$(date +%s)
 if [ ! -d "$PACK" ] && [ -f "$PACK.tgz" ]; then  # the pack travels as one archive (make gpu-pack)
   tar -xzf "$PACK.tgz" -C "$(dirname "$PACK")" && echo "shot: unpacked $PACK.tgz"
 fi
-"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$ROOT"/.whl/*.whl
-export PYTHONPATH="$SITE:$ROOT:$ROOT/training${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+source "$(dirname "${BASH_SOURCE[0]}")/site.sh"  # the carried wheels: sets ROOT, PY, SITE, PYTHONPATH
 "$PY" -c 'import fastai, fastcore, fastprogress, torch; print("shot: fastai", fastai.__version__, "from",
 fastai.__file__, "fastcore", fastcore.__version__, "fastprogress", fastprogress.__version__, "torch",
 torch.__version__, "cuda", torch.cuda.is_available())'
