@@ -30,8 +30,9 @@ setup(
         "pyyaml",  # the node's params YAML, read by bag process / segment --params-file
         "pillow",  # image decoding with the size checked before decoding, no decoder noise on stderr
     ],
-    # gpu: ONNX Runtime's CUDA/TensorRT providers; torch: the PyTorch backend (TorchScript exports, learner .pkl)
-    extras_require={"gpu": ["onnxruntime-gpu>=1.17"], "torch": ["torch>=2.1"]},
+    # gpu: ONNX Runtime's CUDA/TensorRT providers; torch: the PyTorch backend (ONNX models converted at load time
+    # with onnx2torch, TorchScript exports, learner .pkl)
+    extras_require={"gpu": ["onnxruntime-gpu>=1.17"], "torch": ["torch>=2.1", "onnx>=1.16", "onnx2torch>=1.5"]},
     zip_safe=True,
     license="Apache-2.0",
     entry_points={

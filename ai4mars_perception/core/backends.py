@@ -1,8 +1,9 @@
 """Inference backends behind one small interface: a batch of preprocessed frames in, float32 logits out.
 
 - :class:`OnnxRuntimeBackend` (default): an exported ``model.onnx``; TensorRT/CUDA providers when present.
-- :class:`TorchBackend` (optional, ``pip install .[torch]``): the TorchScript ``model.pt`` that ``ai4mars-train
-  export`` writes beside the ONNX (same metadata), or, only with ``allow_pickle``, a fastai learner ``.pkl``
+- :class:`TorchBackend` (optional, ``pip install .[torch]``): any float ONNX export, converted at load time with
+  onnx2torch; the TorchScript ``model.pt`` that ``ai4mars-train export`` writes beside the ONNX (same metadata),
+  preferred when present; or, only with ``allow_pickle``, a fastai learner ``.pkl``
   (unpickling runs code from the file). On CUDA it also offers a device-side fast path (uint8 upload, resize,
   normalise, fp16 forward, arg-max and upsampling on the GPU, one copy back), captured as a CUDA graph.
 
@@ -98,7 +99,8 @@ def _learner_metadata(learn, path: Path) -> ModelMetadata:
 
 
 class TorchBackend:
-    """A TorchScript export (``model.pt``) or, with ``allow_pickle``, a fastai learner ``.pkl``, run by PyTorch."""
+    """A float ONNX export (converted), a TorchScript export (``model.pt``) or, with ``allow_pickle``, a fastai
+    learner ``.pkl``, run by PyTorch."""
 
     name = "torch"
 
@@ -124,6 +126,11 @@ class TorchBackend:
 
             learn = load_learner_file(path)
             self.metadata, self.model = _learner_metadata(learn, path), learn.model
+        elif path.suffix == ".onnx":  # a float ONNX export, converted at load time
+            from ai4mars_perception.core.onnx_torch import torch_module_from_onnx
+
+            self.model, text = torch_module_from_onnx(path)
+            self.metadata = _parse_metadata(text, path)
         else:
             extra = {f"{METADATA_KEY}.json": ""}
             try:
@@ -136,7 +143,6 @@ class TorchBackend:
         if self.half:
             self.model = self.model.half()
         self.provider = f"torch-{self.device.type}" + ("-fp16" if self.half else "")
-        self.input_dtype = np.float32
         self.cuda_graph = cuda_graph
         self._graph = None
         # normalisation constants live on the device: no host-to-device copy inside a captured CUDA graph
@@ -199,7 +205,8 @@ class TorchBackend:
 def load_backend(path: Path, backend: str = "auto", device: str = "auto", intra_op_threads: int = 0,
                  allow_pickle: bool = False):  # fmt: skip
     """The backend for a model file: ``.onnx`` → ONNX Runtime, ``.pt``/``.ts``/``.pkl`` → PyTorch. ``backend:
-    torch`` with an ``.onnx`` path uses the TorchScript export beside it (same stem, ``.pt``); ``auto`` prefers
+    torch`` with an ``.onnx`` path uses the TorchScript export beside it (same stem, ``.pt``) when there is one,
+    else converts the ONNX model (float models only); ``auto`` prefers
     ONNX Runtime on a GPU, else PyTorch on a GPU (when the ``.pt`` is there), else ONNX Runtime on the CPU."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -210,10 +217,8 @@ def load_backend(path: Path, backend: str = "auto", device: str = "auto", intra_
             raise ModelLoadError(f"{path} is a PyTorch model; backend onnxruntime needs the .onnx export")
         return TorchBackend(path, device, allow_pickle)
     twin = path.with_suffix(".pt")
-    if backend == "torch":
-        if not twin.is_file():
-            raise ModelLoadError(f"backend torch needs the TorchScript export {twin} beside {path.name}")
-        return TorchBackend(twin, device)
+    if backend == "torch":  # the TorchScript export beside it, else the ONNX model converted at load time
+        return TorchBackend(twin if twin.is_file() else path, device)
     if backend == "auto" and device != "cpu" and twin.is_file():
         import onnxruntime as ort
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ai4mars_perception.core.cpu_info import cpu_description
 from ai4mars_perception.core.pipeline import PipelineConfig
 from ai4mars_perception.core.segmenter import Segmenter, Timings
 from ai4mars_perception.core.traversability import summarize
@@ -150,7 +150,7 @@ def run_benchmark(
         "provider": seg.provider,
         "frame": list(frame.shape),
         "model_input": [h, w],
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_description(),
         "cores": os.cpu_count(),
         "forward": fwd,
         "forward_gflops_per_s": gflop / (fwd["median_ms"] / 1000.0),
@@ -184,7 +184,8 @@ def _of_limit(r: dict, key: str) -> str:
 def format_report(r: dict) -> str:
     """Human-readable summary."""
     lines = [
-        f"model {r['model']} ({r['model_version']}) on {r['provider']}, {r['cores']} cores",
+        f"model {r['model']} ({r['model_version']}) on {r['provider']}",
+        f"cpu {r['cpu']['summary']}, {r['cores']} cores",
         f"frame {r['frame']} -> model input {r['model_input']}",
         f"forward ({r['provider']})   median {r['forward']['median_ms']:.1f} ms  p90 {r['forward']['p90_ms']:.1f} ms"
         f"  = {r['forward_gflops_per_s']:.0f} G(FL)OP/s: {_of_limit(r, 'int8_gops')} of this CPU's int8 GEMM limit "

@@ -56,7 +56,7 @@ def bench(cfg, precisions: list[str], crops: list[int], steps: int = 6, warmup: 
                     f"bench needs at least {(warmup + steps) * cfg.batch_size} training pairs, found {n_train}"
                 )
             learn.unfreeze()
-            learn, resolved = with_precision(learn, precision)
+            learn, resolved, _ = with_precision(learn, precision)
             timer = _StepTimer(warmup, steps)
             learn.fit(1, 1e-3, cbs=[timer])
             seconds = timer.t1 - timer.t0

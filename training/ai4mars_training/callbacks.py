@@ -4,34 +4,34 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import torch
 from fastai.callback.core import Callback, CancelFitException
 
+from ai4mars_perception.core.cpu_info import cpu_description, cpu_has_bf16
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU computes bf16 natively (AVX512_BF16 or AMX-BF16): autocast then pays off."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(choice: str, cuda: bool, bf16_cpu: bool | None = None) -> str:
     """``auto`` → fp16 on a GPU, bf16 on a CPU with native bf16, fp32 elsewhere; explicit choices are checked."""
+    return explain_precision(choice, cuda, bf16_cpu)[0]
+
+
+def explain_precision(choice: str, cuda: bool, bf16_cpu: bool | None = None) -> tuple[str, str]:
+    """(resolved precision, the reason in a sentence) for ``--precision choice``."""
     if choice not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
-    bf16_cpu = cpu_has_bf16() if bf16_cpu is None else bf16_cpu
-    if choice == "auto":
-        return "fp16" if cuda else ("bf16" if bf16_cpu else "fp32")
     if choice == "fp16" and not cuda:
         raise ValueError("fp16 mixed precision needs a CUDA GPU; on the CPU use --precision bf16 or fp32")
-    return choice
+    if choice != "auto":
+        return choice, f"--precision {choice} was asked for"
+    if cuda:
+        return "fp16", "auto: a CUDA GPU is present, so fp16 mixed precision"
+    cpu = cpu_description()["summary"]
+    if cpu_has_bf16() if bf16_cpu is None else bf16_cpu:
+        return "bf16", f"auto: this CPU computes bf16 natively (AVX512_BF16/AMX), so bf16 autocast [{cpu}]"
+    return "fp32", f"auto: this CPU has no native bf16 (bf16 autocast would be emulated and slower), so fp32 [{cpu}]"
 
 
 class BF16Autocast(Callback):
@@ -77,19 +77,20 @@ class TimeBudget(Callback):
     Start ``fit_one_cycle`` with the largest epoch count allowed. During the first epoch the schedule advances
     with elapsed time; after each epoch (training + validation) the epoch count is re-decided from the measured
     mean epoch time, so the schedule ends with the last epoch that fits — slower epochs (a busy CPU) shorten the
-    run instead of overrunning it. ``decided`` records each decision.
+    run instead of overrunning it. ``decided`` records each decision. ``clock`` (seconds, monotonic) is
+    injectable so that the decisions can be tested without waiting.
     """
 
     order = 70  # after the recorder, SaveModelCallback and SaveLast have seen the epoch
 
-    def __init__(self, minutes: float, start: float | None = None) -> None:
+    def __init__(self, minutes: float, start: float | None = None, clock=time.monotonic) -> None:
         if minutes <= 0:
             raise ValueError("the time budget must be positive")
-        self.total, self.start = minutes * 60.0, start
+        self.total, self.start, self.clock = minutes * 60.0, start, clock
         self.decided: list[int] = []
 
     def before_fit(self) -> None:
-        self.t0 = time.monotonic()
+        self.t0 = self.clock()
         # what is left of the budget when this fit starts (an earlier frozen phase has used some)
         self.budget = max(self.total - (self.t0 - (self.start if self.start is not None else self.t0)), 1.0)
         self.max_epochs = self.learn.n_epoch
@@ -97,11 +98,11 @@ class TimeBudget(Callback):
 
     def after_batch(self) -> None:  # after TrainEvalCallback's own step; the scheduler reads it next batch
         if self.training and self.first:
-            self.learn.pct_train = min((time.monotonic() - self.t0) / self.budget, 0.5)
+            self.learn.pct_train = min((self.clock() - self.t0) / self.budget, 0.5)
 
     def after_epoch(self) -> None:
         done = self.epoch + 1
-        elapsed = time.monotonic() - self.t0
+        elapsed = self.clock() - self.t0
         per_epoch = elapsed / done
         n = min(self.max_epochs, max(done, math.floor(self.budget / per_epoch)))
         self.first = False

@@ -122,8 +122,11 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
+    from ai4mars_perception.core.cpu_info import cpu_description
     from ai4mars_training.bench import bench
 
+    cpu = cpu_description()
+    print(f"cpu: {cpu['summary']}, {__import__('os').cpu_count()} cores", flush=True)
     cfg = _fit_config(a)
     cfg.pretrained, cfg.pretrained_weights = False, None  # throughput does not depend on the start weights
     rows = bench(cfg, a.precisions.split(","), [int(c) for c in a.crops.split(",")], a.steps)
@@ -133,7 +136,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
         r["speedup_vs_fp32_same_crop"] = round(r["images_per_s"] / fp32[r["crop"]], 2) if r["crop"] in fp32 else None
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"rows": rows, "threads": __import__("torch").get_num_threads()}, indent=2))
+        Path(a.json).write_text(
+            json.dumps({"rows": rows, "cpu": cpu, "threads": __import__("torch").get_num_threads()}, indent=2)
+        )
     if base:
         best = max(rows, key=lambda r: r["images_per_s"])
         print(f"fastest: {best['precision']} crop {best['crop']}², {best['images_per_s'] / base['images_per_s']:.2f}x "

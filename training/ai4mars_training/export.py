@@ -17,6 +17,7 @@ import torch
 
 from ai4mars_perception.core.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
 from ai4mars_perception.core.model_metadata import METADATA_KEY, InputSpec, ModelLoadError, ModelMetadata
+from ai4mars_perception.core.parity import compare_logits
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_training.errors import TrainingError
 
@@ -108,20 +109,25 @@ def store_weights_fp16(path: Path, min_elements: int = 1024) -> int:
     return len(casts)
 
 
-def parity(model: torch.nn.Module, onnx_path: Path, frames: list[np.ndarray]) -> dict:
-    """Torch vs ONNX Runtime on the same preprocessed frames: max |logit diff| and arg-max agreement."""
+def parity(model: torch.nn.Module, onnx_path: Path, frames: list[np.ndarray], rtol: float = 1e-3) -> dict:
+    """Torch vs ONNX Runtime on the same preprocessed frames (:func:`~ai4mars_perception.core.parity.compare_logits`
+    per frame): the largest |logit diff|, the arg-max agreement on all pixels and on those whose top-2 margin
+    exceeds the tolerance (``rtol`` x the largest |logit|), and ``ok`` when every frame is within it."""
     seg = Segmenter(onnx_path, "cpu")
-    diffs, agree, total = [], 0, 0
     model = model.eval().float().cpu()
+    rows = []
     for gray in frames:
         x = seg.preprocess(gray)
-        ort_logits = seg.logits(x)
         with torch.no_grad():
-            torch_logits = model(torch.from_numpy(x)).numpy()
-        diffs.append(float(np.abs(ort_logits - torch_logits).max()))
-        agree += int((ort_logits.argmax(1) == torch_logits.argmax(1)).sum())
-        total += ort_logits.shape[0] * ort_logits.shape[2] * ort_logits.shape[3]
-    return {"frames": len(frames), "max_abs_logit_diff": max(diffs), "argmax_agreement": agree / total}
+            rows.append(compare_logits(model(torch.from_numpy(x)).numpy(), seg.logits(x), rtol))
+    return {
+        "frames": len(frames),
+        "rtol": rtol,
+        "max_abs_logit_diff": max(r["max_abs_logit_diff"] for r in rows),
+        "argmax_agreement": float(np.mean([r["argmax_agreement"] for r in rows])),  # same size each
+        "decisive_argmax_agreement": min(r["decisive_argmax_agreement"] for r in rows),
+        "parity_ok": all(r["ok"] for r in rows),
+    }
 
 
 def sample_frames(folder: Path | None, size: int, n: int = 8) -> list[np.ndarray]:
@@ -187,7 +193,8 @@ def export(
     if fp16_weights:
         store_weights_fp16(onnx_path)
     export_torchscript(learn.model, onnx_path.with_suffix(".pt"), size, meta)
-    report = parity(learn.model, onnx_path, sample_frames(frames_dir, size))
+    # float16-stored weights round each weight to 11 bits: a looser logit tolerance than for float32
+    report = parity(learn.model, onnx_path, sample_frames(frames_dir, size), rtol=2e-2 if fp16_weights else 1e-3)
     report.update(
         {
             "onnx": str(onnx_path),
@@ -198,10 +205,10 @@ def export(
             "megabytes": round(onnx_path.stat().st_size / 1e6, 1),
         }
     )
-    report["parity_ok"] = report["argmax_agreement"] >= 0.999
     (out / "export.json").write_text(json.dumps(report, indent=2))
     if not report["parity_ok"]:
         raise TrainingError(
-            f"ONNX and torch disagree on {1 - report['argmax_agreement']:.3%} of pixels; see {out}/export.json"
+            f"ONNX and torch logits differ by {report['max_abs_logit_diff']:.3g} (tolerance {report['rtol']:g} of the "
+            f"largest logit) or disagree where the decision is clear; see {out}/export.json"
         )
     return report

@@ -34,6 +34,7 @@ from ai4mars_perception.core.classes import CLASS_NAMES, IGNORE_INDEX, NULL_CLAS
 from ai4mars_training.dataset import Sample, read_label
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.metrics import confusion, summarize
+from ai4mars_training.optim import optimizer_func
 
 
 class ReadImage:
@@ -247,25 +248,6 @@ def load_model_weights(learn: Learner, path: Path) -> None:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise TrainingError(f"--init-from {path} does not fit this U-Net (same classes and --null-class?): "
                             f"{first}") from None  # fmt: skip
-
-
-OPTIMIZERS = ("adam", "adamw-fused")
-
-
-def optimizer_func(name: str):
-    """fastai's ``opt_func``: ``adam`` is fastai's Adam (decoupled weight decay 0.01, eps 1e-5, a Python loop over
-    the parameters, several small kernels each); ``adamw-fused`` is the same update as PyTorch's fused AdamW behind
-    fastai's ``OptimWrapper`` (one kernel for all parameters: less host work per step on a GPU)."""
-    from functools import partial
-
-    from fastai.optimizer import Adam, OptimWrapper
-
-    if name == "adam":
-        return Adam
-    if name == "adamw-fused":
-        adamw = partial(torch.optim.AdamW, fused=True, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
-        return partial(OptimWrapper, opt=adamw)
-    raise TrainingError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
 def build_learner(dls, n_out: int, pretrained: bool, weights: Path | None, loss: nn.Module, path: Path,

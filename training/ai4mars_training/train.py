@@ -18,7 +18,7 @@ from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
 from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, rank_distrib
 from fastai.torch_core import set_seed
 
-from ai4mars_training.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, resolve_precision
+from ai4mars_training.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, explain_precision
 from ai4mars_training.dataset import file_sha256, scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.learner import (
@@ -185,16 +185,17 @@ def _calibration_batches(learn, frames: int) -> list:
 
 def with_precision(learn, choice: str):
     """Apply ``--precision`` to a learner: fastai's fp16 on a GPU, our bf16 autocast callback, or fp32.
-    Returns (learner, resolved precision)."""
+    Says which precision it chose and why. Returns (learner, resolved precision, the reason)."""
     try:
-        precision = resolve_precision(choice, torch.cuda.is_available())
+        precision, reason = explain_precision(choice, torch.cuda.is_available())
     except ValueError as e:
         raise TrainingError(str(e)) from None
+    print(f"precision: {precision} ({reason})", flush=True)
     if precision == "fp16":
         learn = learn.to_fp16()
     elif precision == "bf16":
         learn.add_cb(BF16Autocast())
-    return learn, precision
+    return learn, precision, reason
 
 
 def _ids_digest(ids: list[str]) -> str:
@@ -220,7 +221,7 @@ def fit(cfg: FitConfig) -> dict:
         cbs.append(CSVLogger(fname="history.csv", append=cfg.resume))  # relative to learn.path = out
     if cfg.patience and not distributed:
         cbs.append(EarlyStoppingCallback(monitor="miou", comp=np.greater, patience=cfg.patience))
-    learn, precision = with_precision(learn, cfg.precision)
+    learn, precision, info["precision_reason"] = with_precision(learn, cfg.precision)
     info["precision"] = precision
     # the budget counts from the start of fit(); it shapes the (unfrozen) one-cycle phase
     budget = TimeBudget(cfg.time_budget, start=start) if cfg.time_budget else None
@@ -296,7 +297,7 @@ def lr_find(cfg: FitConfig, plot: Path) -> float:
     import matplotlib.pyplot as plt
 
     learn, _ = prepare(cfg)
-    learn, _ = with_precision(learn, cfg.precision)
+    learn, *_ = with_precision(learn, cfg.precision)
     if not cfg.pretrained and cfg.pretrained_weights is None:
         learn.unfreeze()
     suggestion = learn.lr_find(show_plot=True)

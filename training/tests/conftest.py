@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import FIT, SAMPLES
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ai4mars-256"
@@ -72,3 +73,32 @@ def synthetic_set(tmp_path_factory) -> Path:
         cv2.imwrite(str(edr / f"{name}.JPG"), np.repeat(image[..., None], 3, 2), [cv2.IMWRITE_JPEG_QUALITY, 95])
         cv2.imwrite(str(lab / f"{name}.png"), label)
     return root
+
+
+@pytest.fixture(scope="session")
+def navcam_frames() -> list[Path]:
+    """The 8 bundled 1024² Navcam demo frames."""
+    frames = sorted(SAMPLES.glob("*.JPG"))
+    assert len(frames) == 8, f"bundled sample frames missing in {SAMPLES}"
+    return frames
+
+
+@pytest.fixture(scope="session")
+def smoke_run(real_subset, tmp_path_factory) -> Path:
+    """One smoke model for the session: a run folder (learner.pkl, run.json, models/best.pth) trained for one
+    epoch at 64² on the real subset. Tests read it; a test that changes a run trains its own."""
+    from ai4mars_training.cli import main
+
+    run = tmp_path_factory.mktemp("smoke") / "run"
+    assert main(["fit", "--data", str(real_subset), "--out", str(run), *FIT]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def smoke_export(smoke_run) -> Path:
+    """The smoke run exported: model.onnx (fp32), model.pt (TorchScript), export.json, learner.pkl."""
+    from ai4mars_training.cli import main
+
+    out = smoke_run.parent / "export"
+    assert main(["export", "--run", str(smoke_run), "--out", str(out), "--frames", str(SAMPLES)]) == 0
+    return out

@@ -7,20 +7,18 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from ai4mars_training.cli import main
+from helpers import FIT, NOTEBOOK, SAMPLES
 
 from ai4mars_perception.core.image_codec import read_image_file
 from ai4mars_perception.core.model_metadata import METADATA_KEY, ModelMetadata
+from ai4mars_perception.core.parity import compare_logits
 from ai4mars_perception.core.segmenter import Segmenter
-
-SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "navcam"
-FIT = ["--size", "64", "--epochs", "1", "--no-pretrained", "--bs", "4", "--valid-pct", "0.25"]
 
 
 def _fit_eval_export(data: Path, tmp: Path, extra: list[str] = ()) -> dict:
@@ -31,8 +29,7 @@ def _fit_eval_export(data: Path, tmp: Path, extra: list[str] = ()) -> dict:
     assert (run / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the curves, drawn
     assert main(["export", "--run", str(run), "--out", str(exp), "--frames", str(SAMPLES)]) == 0
     report = json.loads((exp / "export.json").read_text())
-    assert report["parity_ok"] and report["argmax_agreement"] >= 0.999
-    assert report["max_abs_logit_diff"] < 1e-2
+    assert report["parity_ok"] and report["decisive_argmax_agreement"] == 1.0
     assert (
         main(
             [
@@ -152,26 +149,6 @@ def test_torchrun_two_gloo_processes(synthetic_set, tmp_path):
     assert (tmp_path / "ddp" / "learner.pkl").is_file()
 
 
-NOTEBOOK = textwrap.dedent(
-    """
-    # What the reference notebook does: label function in __main__, unet_learner, learn.export().
-    import sys
-    from pathlib import Path
-    from fastai.vision.all import *
-
-    root = Path(sys.argv[1])
-    def get_label(x):
-        return root / "msl" / "labels" / "train" / f"{x.stem}.png"
-
-    codes = ["soil", "bedrock", "sand", "big_rock"] + (["null"] if sys.argv[3] == "5" else [])
-    files = get_image_files(root / "msl" / "images" / "edr")
-    dls = SegmentationDataLoaders.from_label_func(root, files, get_label, codes=codes, bs=4, item_tfms=Resize(64))
-    learn = unet_learner(dls, resnet18, pretrained=False, n_out=len(codes))
-    learn.export(Path(sys.argv[2]))
-    """
-)
-
-
 @pytest.mark.parametrize("classes", [4, 5])
 def test_convert_reference_notebook_learner(synthetic_set, tmp_path, classes):
     script = tmp_path / "notebook.py"
@@ -252,19 +229,19 @@ def test_init_from_an_exported_onnx_model_rebuilds_the_unet(synthetic_set, tmp_p
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         want = model.eval()(x)
-    for path, atol, agree in ((fp32, 1e-3, 0.999), (fp16, 5e-2, 0.99)):
+    for path, atol in ((fp32, 1e-3), (fp16, 5e-2)):
         torch.manual_seed(6)  # another random start: the weights come from the file
         learn, info = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / path.stem), size=64,
                                         init_from=str(path)))  # fmt: skip
         report = info["init_from"]["onnx"]
         n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in learn.model.modules())
         assert report["batchnorms_kept"] > 0 and report["batchnorms_rebuilt"] + report["batchnorms_kept"] == n_bn
-        assert report["argmax_agreement"] >= agree
+        assert report["argmax_agreement"] >= 0.95  # what prepare() itself demands; the exact check follows
         with torch.no_grad():
             got = learn.model.eval()(x)
-        scale = float(want.abs().max())
-        assert float((got - want).abs().max()) <= atol * scale, path.name
-        assert float((got.argmax(1) == want.argmax(1)).float().mean()) >= agree
+        # logits within atol of the largest, the same class wherever the margin exceeds that: true on any CPU
+        same = compare_logits(want.numpy(), got.numpy(), rtol=atol)
+        assert same["ok"], (path.name, same)
         # training mode (batch statistics) starts close to the original too: the rebuilt BatchNorms are not identities
         bn = next(m for m in learn.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
         assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
