@@ -86,9 +86,10 @@ class Topics:
         """Diagnostics of this node only (every test node has its own name)."""
         return [d for d in self.all_diags if d.status and d.status[0].name.startswith(f"{self.name}:")]
 
-    def wait_connected(self):
+    def wait_connected(self, timeout: float = 30.0):
         assert self.h.spin_until(
-            lambda: self.pub.get_subscription_count() > 0 and self.h.node.count_publishers(f"{self.ns}/mask") > 0, 30
+            lambda: self.pub.get_subscription_count() > 0 and self.h.node.count_publishers(f"{self.ns}/mask") > 0,
+            timeout,
         ), "node did not come up"
         time.sleep(0.5)
 

@@ -18,6 +18,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from tiny_model import brightness_model, expected_class
 
 from ai4mars_perception.core.image_codec import read_image_file
+from ai4mars_perception.core.parity import compare_logits, top2_margin
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_perception.core.traversability import TABLE_FIELDS
 from ai4mars_perception.ros.environment import child_env
@@ -28,6 +29,7 @@ from ai4mars_perception.tools.processes import node_command
 NODE = "terrain_segmentation"
 NS = f"/{NODE}"
 MAX_PIXELS = 1100 * 1100
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -386,5 +388,33 @@ def test_node_with_the_pytorch_backend_answers_navcam_frames(tmp_path, harness, 
         # the same mask as the ONNX Runtime backend on the same (closed-form) model
         assert (mask_array(m) == Segmenter(tiny_model, "cpu").segment(frame)).mean() >= 0.999
         assert t.diag_values()["provider"] == "torch-cpu"
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+def test_node_runs_the_shipped_model_on_the_pytorch_backend(tmp_path, harness, navcam_frames):
+    """backend:=torch and no model_path: the node picks the shipped float model and converts it at load time (no
+    TorchScript file ships). Its masks equal ONNX Runtime's wherever the class is clear (a top-2 margin above the
+    logit tolerance; near-ties may flip with the CPU's rounding)."""
+    pytest.importorskip("onnx2torch", reason="the PyTorch backend is optional (pip install .[torch])")
+    name = "pt_shipped"
+    node = NodeProcess(tmp_path, {"backend": "torch", "device": "cpu"}, {"image": "/pts/image", "__node": name}, name)
+    try:
+        t = Topics(harness, "/pts/image", node=name)
+        t.wait_connected(timeout=180)  # importing torch and converting 31 M parameters, on a loaded machine too
+        ort = Segmenter(REPO / "models" / "ai4mars_unet_r18.onnx", "cpu")
+        for i, path in enumerate(navcam_frames[:2]):
+            frame = read_image_file(path)
+            stamp = 13000 + i
+            answered = lambda s=stamp: any(m.header.stamp.sec == s for m in t.masks)  # noqa: E731
+            assert t.send_until(array_to_image(frame, "mono8"), stamp, answered, timeout=90)
+            got = mask_array(t.answer_for(stamp, 1))
+            want, logits = ort.run(frame)
+            clear = top2_margin(logits) > compare_logits(logits, logits)["tolerance"]
+            clear = cv2.resize(clear.astype(np.uint8), frame.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            assert got.shape == (1024, 1024) and (got[clear] == want[clear]).all(), path.name
+        values = t.diag_values()
+        assert values["provider"] == "torch-cpu" and values["model_version"] == ort.metadata.model_version
+        assert "ai4mars_unet_r18.onnx" in node.output()  # the float model, not the int8 one
     finally:
         assert node.stop() == 0, node.output()

@@ -71,8 +71,12 @@ def untrained_unet(n_out: int = 4, size: int = 256) -> torch.nn.Module:
     return create_unet_model(resnet18, n_out, (size, size), pretrained=False)
 
 
-def gpu_bench(model: torch.nn.Module, repeats: int) -> dict:
-    """Inference through the core's device path: 1024² mono8 frame in, mask out, 256² and 1024² model input."""
+BENCH_INPUTS = (256, 1024)
+
+
+def gpu_bench(model: torch.nn.Module, repeats: int, inputs: tuple[int, ...] = BENCH_INPUTS) -> dict:
+    """Inference through the core's device path: 1024² mono8 frame in, mask out, at each model input size (256² and
+    1024² on the GPU; the CPU rehearsal uses small ones)."""
     from ai4mars_perception.core.device_bench import VARIANTS, bench_variant
     from ai4mars_perception.core.model_metadata import InputSpec, ModelMetadata
     from ai4mars_training.export import export_torchscript
@@ -82,7 +86,7 @@ def gpu_bench(model: torch.nn.Module, repeats: int) -> dict:
     frame = torch.randint(0, 256, (1024, 1024), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for size in (256, 1024):
+        for size in inputs:
             path = Path(tmp) / f"model{size}.pt"
             meta = ModelMetadata(model_version=f"shot-{size}", input=InputSpec(height=size, width=size))
             export_torchscript(model, path, size, meta)
@@ -96,7 +100,7 @@ def gpu_bench(model: torch.nn.Module, repeats: int) -> dict:
     return {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "rows": rows}
 
 
-def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200) -> dict:
+def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200, bench_inputs: tuple[int, ...] = BENCH_INPUTS) -> dict:
     """The GPU half: ``cfg.data`` is a packed folder (its manifest's split is used), ``cfg.time_budget`` the
     training minutes; the run folder is a scratch one and ``out`` receives only what comes back."""
     t0 = time.monotonic()
@@ -122,7 +126,9 @@ def shot(cfg: FitConfig, out: Path, bench_repeats: int = 200) -> dict:
         try:
             from ai4mars_training.export import load_learner_file
 
-            run["inference_bench"] = gpu_bench(load_learner_file(work / "run" / "learner.pkl").model, bench_repeats)
+            run["inference_bench"] = gpu_bench(
+                load_learner_file(work / "run" / "learner.pkl").model, bench_repeats, bench_inputs
+            )
         except Exception as e:  # the trained weights matter more than the benchmark: record and go on
             run["inference_bench"] = {"error": f"{type(e).__name__}: {e}"}
         run["shot_seconds"] = round(time.monotonic() - t0, 1)

@@ -25,7 +25,7 @@ def cmd_pack(a: argparse.Namespace) -> int:
 def cmd_shot(a: argparse.Namespace, fit_config) -> int:
     from ai4mars_training.release import shot
 
-    run = shot(fit_config(a), Path(a.shot_out), a.bench_repeats)
+    run = shot(fit_config(a), Path(a.shot_out), a.bench_repeats, _sizes(a.bench_inputs))
     best = run["best_epoch"]
     print(
         f"shot: best epoch {int(best.get('epoch', -1))} mIoU {best.get('miou', float('nan')):.4f}; "
@@ -49,11 +49,21 @@ def cmd_gpu_bench(a: argparse.Namespace) -> int:
     from ai4mars_training.release import gpu_bench, untrained_unet
 
     what = "the recipe's U-Net with random weights (timings do not depend on them)"
-    result = {"model": what, **gpu_bench(untrained_unet(), a.repeats)}
+    result = {"model": what, **gpu_bench(untrained_unet(), a.repeats, _sizes(a.inputs))}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2))
     print(f"gpu-bench: {len(result['rows'])} rows on {result['device']} -> {a.out}")
     return 0
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise TrainingError(f"model input sizes are comma-separated whole numbers, not {text!r}") from None
+    if not sizes or min(sizes) < 32 or any(s % 32 for s in sizes):
+        raise TrainingError(f"model input sizes must be multiples of 32 (the U-Net downsamples 32x), not {text!r}")
+    return sizes
 
 
 def cmd_carry_size(a: argparse.Namespace) -> int:
@@ -81,6 +91,7 @@ def add_commands(sub, fit_args, data_args, fit_config) -> None:
     fit_args(p)
     p.add_argument("--shot-out", required=True, help="the folder that comes back (the device's $OUT)")
     p.add_argument("--bench-repeats", type=int, default=200, help="frames per inference benchmark variant")
+    p.add_argument("--bench-inputs", default="256,1024", help="model input sizes the inference benchmark times")
     p.set_defaults(func=lambda a: cmd_shot(a, fit_config))
     p = sub.add_parser("receive", help="the local half: verify, reassemble and rebuild the learner of a GPU shot")
     p.add_argument("--shot", required=True, help="the folder that came back from the GPU machine")
@@ -93,6 +104,7 @@ def add_commands(sub, fit_args, data_args, fit_config) -> None:
         "the recipe's U-Net with random weights: trained models via ai4mars-perception bench-gpu)",
     )
     p.add_argument("--repeats", type=int, default=200, help="frames per variant")
+    p.add_argument("--inputs", default="256,1024", help="model input sizes to time (comma-separated)")
     p.add_argument("--out", required=True, help="JSON file to write")
     p.set_defaults(func=cmd_gpu_bench)
     p = sub.add_parser("carry-size", help="MiB a device call would send from this checkout (limit 64 MiB)")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import FIT, SAMPLES
+from helpers import FIT, NOTEBOOK, SAMPLES
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ai4mars-256"
@@ -102,3 +104,24 @@ def smoke_export(smoke_run) -> Path:
     out = smoke_run.parent / "export"
     assert main(["export", "--run", str(smoke_run), "--out", str(out), "--frames", str(SAMPLES)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def notebook_learner(synthetic_set, tmp_path_factory):
+    """``notebook_learner(classes)``: the reference notebook's ``learn.export()`` pickle with 4 or 5 classes, made
+    once per session in a process of its own (its label function lives in that process's ``__main__``)."""
+    made: dict[int, Path] = {}
+    tmp = tmp_path_factory.mktemp("notebook")
+    script = tmp / "notebook.py"
+    script.write_text(NOTEBOOK)
+
+    def learner(classes: int) -> Path:
+        if classes not in made:
+            pkl = tmp / f"export{classes}.pkl"
+            r = subprocess.run([sys.executable, str(script), str(synthetic_set), str(pkl), str(classes)],
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert r.returncode == 0, r.stderr[-2000:]
+            made[classes] = pkl
+        return made[classes]
+
+    return learner

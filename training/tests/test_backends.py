@@ -3,14 +3,12 @@ converted at load time), the device-side path, and fastai learner pickles behind
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import NOTEBOOK
 
 from ai4mars_perception.core.image_codec import read_image_file
 from ai4mars_perception.core.model_metadata import ModelLoadError
@@ -49,7 +47,9 @@ def test_torch_and_onnxruntime_agree_on_navcam_frames(smoke_export, navcam_frame
     mask, logits = converted.backend.device_segment(frame, None)
     ort_mask, ort_logits = ort.run(frame)
     assert mask.shape == frame.shape and logits.shape == ort_logits.shape
-    report = compare_logits(ort_logits, logits)
+    # the numpy path resizes the uint8 frame with OpenCV (rounded to uint8), the device path averages in float:
+    # inputs differ by up to half a grey level, so the logit tolerance is looser than between backends
+    report = compare_logits(ort_logits, logits, rtol=2e-2)
     assert report["ok"], report
     decisive = top2_margin(ort_logits) > report["tolerance"]
     decisive = cv2.resize(decisive.astype(np.uint8), frame.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
@@ -79,13 +79,8 @@ def test_backend_choice_errors(smoke_export, tmp_path):
 
 
 @pytest.mark.parametrize("classes", [4, 5])
-def test_notebook_learner_pickle_needs_the_opt_in(synthetic_set, tmp_path, classes):
-    script = tmp_path / "notebook.py"
-    script.write_text(NOTEBOOK)
-    pkl = tmp_path / "export.pkl"
-    r = subprocess.run([sys.executable, str(script), str(synthetic_set), str(pkl), str(classes)],
-                       capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_notebook_learner_pickle_needs_the_opt_in(notebook_learner, classes):
+    pkl = notebook_learner(classes)
     with pytest.raises(ModelLoadError, match="runs code from the file"):
         Segmenter(pkl, "cpu")
     seg = Segmenter(pkl, "cpu", allow_pickle=True)

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from ai4mars_training.cli import main
-from helpers import FIT, NOTEBOOK, SAMPLES
+from helpers import FIT, SAMPLES
 
 from ai4mars_perception.core.image_codec import read_image_file
 from ai4mars_perception.core.model_metadata import METADATA_KEY, ModelMetadata
@@ -21,31 +21,23 @@ from ai4mars_perception.core.parity import compare_logits
 from ai4mars_perception.core.segmenter import Segmenter
 
 
-def _fit_eval_export(data: Path, tmp: Path, extra: list[str] = ()) -> dict:
-    run, exp, ev = tmp / "run", tmp / "export", tmp / "eval"
-    assert main(["fit", "--data", str(data), "--out", str(run), *FIT, *extra]) == 0
+def _fit_export(data: Path, tmp: Path) -> tuple[Path, Path]:
+    run, exp = tmp / "run", tmp / "export"
+    assert main(["fit", "--data", str(data), "--out", str(run), *FIT]) == 0
+    assert main(["export", "--run", str(run), "--out", str(exp), "--frames", str(SAMPLES)]) == 0
+    return run, exp
+
+
+def _check_run_export_evaluate(run: Path, exp: Path, data: Path, tmp: Path) -> dict:
+    """What fit and export wrote, then evaluate on the ONNX model and on the learner: the same numbers."""
     history = list(csv.DictReader((run / "history.csv").open()))
     assert len(history) == 1 and 0.0 <= float(history[0]["miou"]) <= 1.0
     assert (run / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the curves, drawn
-    assert main(["export", "--run", str(run), "--out", str(exp), "--frames", str(SAMPLES)]) == 0
     report = json.loads((exp / "export.json").read_text())
     assert report["parity_ok"] and report["decisive_argmax_agreement"] == 1.0
-    assert (
-        main(
-            [
-                "evaluate",
-                "--model",
-                str(exp / "model.onnx"),
-                "--data",
-                str(data),
-                "--out",
-                str(ev),
-                "--valid-pct",
-                "0.25",
-            ]
-        )
-        == 0
-    )
+    ev = tmp / "eval"
+    assert main(["evaluate", "--model", str(exp / "model.onnx"), "--data", str(data), "--out", str(ev),
+                 "--valid-pct", "0.25"]) == 0  # fmt: skip
     metrics = json.loads((ev / "metrics.json").read_text())
     assert set(metrics["iou"]) == {"soil", "bedrock", "sand", "big_rock"}
     assert (ev / "confusion.png").stat().st_size > 1000 and (ev / "worst.png").stat().st_size > 1000
@@ -68,14 +60,14 @@ def _check_onnx_drives_core(onnx_path: Path) -> None:
 
 
 def test_synthetic_fit_evaluate_export(synthetic_set, tmp_path):
-    out = _fit_eval_export(synthetic_set, tmp_path)
+    out = _check_run_export_evaluate(*_fit_export(synthetic_set, tmp_path), synthetic_set, tmp_path)
     _check_onnx_drives_core(out["export"] / "model.onnx")
     run = json.loads((out["run"] / "run.json").read_text())
     assert run["data"]["pretrained"] == "none" and run["data"]["train_pairs"] + run["data"]["valid_pairs"] == 24
 
 
-def test_real_fit_evaluate_export_and_fresh_process_load(real_subset, tmp_path):
-    out = _fit_eval_export(real_subset, tmp_path)
+def test_real_fit_evaluate_export_and_fresh_process_load(real_subset, smoke_run, smoke_export, tmp_path):
+    out = _check_run_export_evaluate(smoke_run, smoke_export, real_subset, tmp_path)
     _check_onnx_drives_core(out["export"] / "model.onnx")
     meta = Segmenter(out["export"] / "model.onnx", "cpu").metadata
     assert "miou" in meta.metrics and meta.training["config"]["size"] == 64
@@ -150,17 +142,8 @@ def test_torchrun_two_gloo_processes(synthetic_set, tmp_path):
 
 
 @pytest.mark.parametrize("classes", [4, 5])
-def test_convert_reference_notebook_learner(synthetic_set, tmp_path, classes):
-    script = tmp_path / "notebook.py"
-    script.write_text(NOTEBOOK)
-    pkl = tmp_path / "export.pkl"
-    r = subprocess.run(
-        [sys.executable, str(script), str(synthetic_set), str(pkl), str(classes)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_convert_reference_notebook_learner(notebook_learner, tmp_path, classes):
+    pkl = notebook_learner(classes)
     out = tmp_path / "converted"
     assert main(["export", "--learner", str(pkl), "--out", str(out), "--size", "64"]) == 0
     seg = Segmenter(out / "model.onnx", "cpu")

@@ -1,6 +1,6 @@
 """Rehearsal of the release-model GPU shot on the CPU: the very script the device command runs
 (training/gpu/shot.sh), in a fresh virtual environment that gets fastai only from the carried wheels (.whl/),
-on a tiny packed subset with a 60 s budget; then the local half (receive, export) on what came back."""
+on a tiny packed subset (64 frames) with a 30 s budget; then the local half (receive, export) on what came back."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     py = _gpu_like_env(tmp_path)
     pack = tmp_path / "pack"
     subprocess.run([sys.executable, "-m", "ai4mars_training.cli", "pack", "--data", str(DATA), "--out", str(pack),
-                    "--limit", "120", "--archive"], check=True)  # fmt: skip
+                    "--limit", "64", "--archive"], check=True)  # fmt: skip
     shutil.rmtree(pack)  # the pack travels as one archive; the shot unpacks it
     out = tmp_path / "OUT"
     scratch = tmp_path / "tmp"
@@ -69,8 +69,9 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     env = {**os.environ, "SHOT_PYTHON": str(py), "SHOT_SITE": str(tmp_path / "site"), "SHOT_PACK": str(pack),
            "TMPDIR": str(scratch)}  # fmt: skip
     env.pop("PYTHONPATH", None)
-    r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "1.0", "--size", "64", "--bs", "8",
-                        "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--lr", "1e-3",
+    r = subprocess.run([str(ROOT / "training" / "gpu" / "shot.sh"), str(out), "0.5", "--size", "64", "--bs", "8",
+                        "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--bench-inputs", "64,128",
+                        "--lr", "1e-3",
                         "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16", "--init-from", str(START),
                         "--profile-steps", "2", "--optimizer", "adamw-fused"],
                        env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
@@ -81,12 +82,15 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     assert len(files) <= 8 and all((out / f).stat().st_size <= 16 * 2**20 for f in files)
     assert {"run.json", "history.csv", "train.log", "weights.fp16.part0"} <= set(files)
     run = json.loads((out / "run.json").read_text())
-    assert run["time_budget"]["minutes"] == 1.0 and run["seconds"] < 60 + 60  # the budget held (plus export)
+    # the budget shaped the run: it ended with the epoch count it last decided (how many depends on the machine;
+    # the decisions themselves are tested with an injected clock in test_cpu_training)
+    decided = run["time_budget"]["epochs_decided"]
+    assert run["time_budget"]["minutes"] == 0.5 and len(run["history"]) == decided[-1] == len(decided)
     assert run["throughput"] and 0 <= run["throughput"][0]["data_wait_fraction"] <= 1
     assert run["profile"]["steps"] == 2 and run["profile"]["epoch"] == 0 and run["profile"]["top"]
     rows = run["inference_bench"]["rows"]
-    assert {row["model_input"] for row in rows} == {256, 1024} and not [r for r in rows if "error" in r], rows
-    assert run["pack"]["frames"] == 120 and whl.is_dir()
+    assert {row["model_input"] for row in rows} == {64, 128} and not [r for r in rows if "error" in r], rows
+    assert run["pack"]["frames"] == 64 and whl.is_dir()
     assert run["data"]["init_from"]["onnx"]["argmax_agreement"] >= 0.95  # the shipped model, rebuilt
     # the local half: reassemble, rebuild, export, run in the core
     received, export = tmp_path / "received", tmp_path / "export"
@@ -103,12 +107,12 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     assert mask.shape == (300, 200)
     # the benchmark's own device command, in the same GPU-like environment (fastai from the wheels only)
     bench_out = tmp_path / "BENCH"
-    b = subprocess.run([str(ROOT / "training" / "gpu" / "bench.sh"), str(bench_out), "--repeats", "1"], env=env,
-                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    b = subprocess.run([str(ROOT / "training" / "gpu" / "bench.sh"), str(bench_out), "--repeats", "1", "--inputs",
+                        "64"], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert b.returncode == 0, b.stdout[-3000:] + b.stderr[-3000:]
     bench = json.loads((bench_out / "bench.json").read_text())
     assert "random weights" in bench["model"] and (bench_out / "bench.log").is_file()
-    assert {row["model_input"] for row in bench["rows"]} == {256, 1024}
+    assert {row["model_input"] for row in bench["rows"]} == {64}
     assert all(row["frames_per_s"] > 0 and row["mask_shape"] == [1024, 1024] for row in bench["rows"])
 
 
