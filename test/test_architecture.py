@@ -30,7 +30,7 @@ def _layer_of(module: str) -> str | None:
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 def test_package_layers_import_downwards(layer):
     bad = []
-    for path in sorted((REPO / "ai4mars_perception" / layer).glob("*.py")):
+    for path in sorted((REPO / "ai4mars_perception" / layer).rglob("*.py")):
         used = {_layer_of(m) for m in _imports(path)} - {None, layer}
         bad += [f"{path.name} imports {u}" for u in sorted(used - LAYERS[layer])]
     assert not bad, bad
@@ -38,7 +38,7 @@ def test_package_layers_import_downwards(layer):
 
 def test_training_depends_on_the_core_only():
     bad = []
-    for path in sorted((REPO / "training" / "ai4mars_training").glob("*.py")):
+    for path in sorted((REPO / "training" / "ai4mars_training").rglob("*.py")):
         for m in _imports(path):
             if m.startswith("ai4mars_perception") and _layer_of(m) != "core":
                 bad.append(f"{path.name} imports {m}")
@@ -46,6 +46,6 @@ def test_training_depends_on_the_core_only():
 
 
 def test_modules_stay_small():
-    sources = [*(REPO / "ai4mars_perception").rglob("*.py"), *(REPO / "training" / "ai4mars_training").glob("*.py")]
-    big = {p.relative_to(REPO).as_posix(): n for p in sources if (n := len(p.read_text().splitlines())) > 320}
+    sources = [*(REPO / "ai4mars_perception").rglob("*.py"), *(REPO / "training" / "ai4mars_training").rglob("*.py")]
+    big = {p.relative_to(REPO).as_posix(): n for p in sources if (n := len(p.read_text().splitlines())) > 300}
     assert not big, big

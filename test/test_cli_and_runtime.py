@@ -158,8 +158,8 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"
 
 @pytest.mark.skipif(not (SHIPPED_DIR / "ai4mars_unet_r18_int8.onnx").is_file(), reason="no int8 model shipped")
 def test_shipped_int8_is_the_cpu_default_and_agrees_with_the_float_model(navcam_frames):
-    from ai4mars_perception.core.backends import wants_float_model
     from ai4mars_perception.core.image_codec import read_image_file
+    from ai4mars_perception.core.model.backends import wants_float_model
     from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
 
     assert not wants_float_model("cpu", "auto") and not wants_float_model("auto", "onnxruntime")  # no GPU here

@@ -15,7 +15,7 @@ from ai4mars_perception.core.image_codec import (
     read_image_file,
     to_gray8,
 )
-from ai4mars_perception.core.model_metadata import MetadataError, ModelMetadata
+from ai4mars_perception.core.model.metadata import MetadataError, ModelMetadata
 from ai4mars_perception.core.overlay import overlay
 from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, select_providers
 from ai4mars_perception.core.traversability import (

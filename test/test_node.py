@@ -18,7 +18,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from tiny_model import brightness_model, expected_class
 
 from ai4mars_perception.core.image_codec import read_image_file
-from ai4mars_perception.core.parity import compare_logits, top2_margin
+from ai4mars_perception.core.model.parity import compare_logits, top2_margin
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_perception.core.traversability import TABLE_FIELDS
 from ai4mars_perception.ros.environment import child_env

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ai4mars_perception.core.model_metadata import InputSpec, ModelMetadata
+from ai4mars_perception.core.model.metadata import InputSpec, ModelMetadata
 
 CENTRES = (32, 96, 160, 224)  # gray levels of soil, bedrock, sand, big rock
 

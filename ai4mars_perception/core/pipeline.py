@@ -13,10 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ai4mars_perception.core.backends import wants_float_model
+from ai4mars_perception.core.model.backends import wants_float_model
+from ai4mars_perception.core.model.shipped import default_model_path
 from ai4mars_perception.core.overlay import overlay
 from ai4mars_perception.core.params import ParamsError, defaults
-from ai4mars_perception.core.paths import default_model_path
 from ai4mars_perception.core.projection import CameraModel, GroundProjector, rotation_from_angles
 from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, Timings
 from ai4mars_perception.core.traversability import FrameSummary, TraversabilityConfig, summarize, summary_to_array
@@ -164,7 +164,7 @@ class Pipeline:
 
     @property
     def metadata(self):
-        """The model's :class:`~ai4mars_perception.core.model_metadata.ModelMetadata`."""
+        """The model's :class:`~ai4mars_perception.core.model.metadata.ModelMetadata`."""
         return self.segmenter.metadata
 
     def update(self, values: dict[str, Any]) -> None:

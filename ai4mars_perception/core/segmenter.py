@@ -1,5 +1,5 @@
 """Run an exported AI4Mars model: frame in, class mask out (ROS-free). The network itself runs in a backend
-(:mod:`ai4mars_perception.core.backends`: ONNX Runtime by default, PyTorch optionally)."""
+(:mod:`ai4mars_perception.core.model.backends`: ONNX Runtime by default, PyTorch optionally)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ai4mars_perception.core.backends import ModelLoadError, load_backend, select_providers
 from ai4mars_perception.core.classes import IGNORE_INDEX
+from ai4mars_perception.core.model.backends import ModelLoadError, load_backend, select_providers
 
 __all__ = ["InferenceError", "ModelLoadError", "Segmenter", "Timings", "select_providers"]
 

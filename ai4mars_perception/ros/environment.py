@@ -7,7 +7,7 @@ import random
 import sys
 from pathlib import Path
 
-from ai4mars_perception.core.paths import config_path
+from ai4mars_perception.core.model.shipped import config_path
 
 PROFILE_FILE = "fastdds_large_shm.xml"
 #: Variables a child ROS process inherits from :func:`child_env` (and a tool copies into its own process).

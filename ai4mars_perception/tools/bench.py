@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ai4mars_perception.core.cpu_info import cpu_description
+from ai4mars_perception.core.model.cpu_info import cpu_description
 from ai4mars_perception.core.pipeline import PipelineConfig
 from ai4mars_perception.core.segmenter import Segmenter, Timings
 from ai4mars_perception.core.traversability import summarize
-from ai4mars_perception.tools.bench_seed import cpu_limits, seed_predict_ms
+from ai4mars_perception.tools.bench_reference import cpu_limits, seed_predict_ms
 
 GFLOP_PER_FRAME_256 = 58.0  # fastai DynamicUnet(resnet18), 256x256 input
 

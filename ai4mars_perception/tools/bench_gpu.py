@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ai4mars_perception.core.device_bench import VARIANTS, bench_variant
+from ai4mars_perception.tools.bench_device import VARIANTS, bench_variant
+from ai4mars_perception.tools.errors import ToolError
 
 
 def command(args) -> int:
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        raise ToolError("bench-gpu times the PyTorch backend: pip install 'ai4mars_perception[torch]'") from None
     from ai4mars_perception.core.image_codec import read_image_file
 
     frame = read_image_file(args.image) if args.image else np.random.default_rng(0).integers(0, 256, (1024, 1024),
@@ -22,8 +25,16 @@ def command(args) -> int:
     cuda = torch.cuda.is_available() and args.device != "cpu"
     rows = []
     for model in map(Path, args.models):
+        if not model.is_file():
+            raise ToolError(f"model file not found: {model}")
         for variant in VARIANTS if cuda else ("fp32",):
-            rows.append(bench_variant(model, variant, frame, args.repeats, "cuda" if cuda else "cpu"))
+            try:  # one failing variant (a CUDA graph capture, say) must not cost the others
+                rows.append(bench_variant(model, variant, frame, args.repeats, "cuda" if cuda else "cpu",
+                                          warmup=10 if cuda else 1))  # fmt: skip
+            except Exception as e:
+                rows.append({"model": model.name, "variant": variant, "error": f"{type(e).__name__}: {e}"})
+                print(f"{model.name:<24} {variant:<16} failed: {rows[-1]['error']}", flush=True)
+                continue
             r = rows[-1]
             print(
                 f"{r['model']:<24} {r['model_input']:>5}² {r['variant']:<16} {r['frames_per_s']:>8.1f} frames/s  "

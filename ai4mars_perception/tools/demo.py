@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 
 from ai4mars_perception.core.classes import CLASS_NAMES, UNKNOWN_COLOR
-from ai4mars_perception.core.contact_sheet import contact_sheet, legend, save_rgb
+from ai4mars_perception.core.model.shipped import default_model_path, share_dir
 from ai4mars_perception.core.overlay import colorize
 from ai4mars_perception.core.params import NODE_NAME
-from ai4mars_perception.core.paths import default_model_path, share_dir
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_perception.core.traversability import TABLE_FIELDS, Verdict
 from ai4mars_perception.tools.bag_io import IMAGE, POINTCLOUD2, read_frames, typestore
+from ai4mars_perception.tools.contact_sheet import contact_sheet, legend, save_rgb
 from ai4mars_perception.tools.errors import ToolError
 
 TOPIC = "/navcam/left/image_raw"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ai4mars_perception.core.image_codec import read_image_file
-from ai4mars_perception.core.model_metadata import ModelLoadError
-from ai4mars_perception.core.parity import compare_logits, top2_margin
+from ai4mars_perception.core.model.metadata import ModelLoadError
+from ai4mars_perception.core.model.parity import compare_logits, top2_margin
 from ai4mars_perception.core.segmenter import Segmenter
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models"

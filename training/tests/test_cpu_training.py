@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from ai4mars_training.callbacks import BF16Autocast, TimeBudget, cpu_has_bf16, resolve_precision
 from ai4mars_training.cli import main
-from ai4mars_training.train import FitConfig, prepare
+from ai4mars_training.fit.callbacks import BF16Autocast, TimeBudget, cpu_has_bf16, resolve_precision
+from ai4mars_training.fit.train import FitConfig, prepare
 from fastai.callback.core import Callback
 from helpers import FIT
 
@@ -126,7 +126,7 @@ def test_time_budget_from_the_command_line_and_resume_works(synthetic_set, tmp_p
 
 
 def test_profile_steps_summarise_where_a_step_goes_and_a_shot_skips_last_checkpoints(synthetic_set, tmp_path):
-    from ai4mars_training.train import fit
+    from ai4mars_training.fit.train import fit
 
     cfg = FitConfig(data=str(synthetic_set), out=str(tmp_path / "p"), size=64, batch_size=4, epochs=2, valid_pct=0.25,
                     pretrained=False, precision="fp32", profile_steps=2, save_last=False)  # fmt: skip
@@ -145,7 +145,7 @@ def test_profile_summary_counts_each_kernel_once():
     kernel (device): the busy fraction must sum the kernels only (the first GPU profile summed both, busy 1.1)."""
     from types import SimpleNamespace as E
 
-    from ai4mars_training.profiling import summarise
+    from ai4mars_training.fit.profiling import summarise
     from torch.autograd import DeviceType
 
     events = [
@@ -219,7 +219,7 @@ def test_bench_reports_images_per_second(synthetic_set, tmp_path, capsys):
 
 
 def test_fp16_weight_storage_and_metrics_in_the_metadata(real_subset, smoke_run, smoke_export, tmp_path):
-    from ai4mars_perception.core.parity import compare_logits
+    from ai4mars_perception.core.model.parity import compare_logits
     from ai4mars_perception.core.segmenter import Segmenter
 
     assert main(["evaluate", "--model", str(smoke_run / "learner.pkl"), "--data", str(real_subset), "--out",

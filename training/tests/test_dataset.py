@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 from ai4mars_training.cli import main
-from ai4mars_training.dataset import is_valid, read_label, scan, split
+from ai4mars_training.data.dataset import is_valid, read_label, scan, split
 from ai4mars_training.errors import TrainingError
 from conftest import make_layout
 

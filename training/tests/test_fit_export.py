@@ -16,8 +16,8 @@ from ai4mars_training.cli import main
 from helpers import FIT, SAMPLES
 
 from ai4mars_perception.core.image_codec import read_image_file
-from ai4mars_perception.core.model_metadata import METADATA_KEY, ModelMetadata
-from ai4mars_perception.core.parity import compare_logits
+from ai4mars_perception.core.model.metadata import METADATA_KEY, ModelMetadata
+from ai4mars_perception.core.model.parity import compare_logits
 from ai4mars_perception.core.segmenter import Segmenter
 
 
@@ -109,7 +109,7 @@ def test_offline_pretrained_stops_with_a_clear_message(synthetic_set, tmp_path):
 
 def test_local_pretrained_weights_are_loaded(synthetic_set, tmp_path):
     import torch
-    from ai4mars_training.train import FitConfig, prepare
+    from ai4mars_training.fit.train import FitConfig, prepare
     from torchvision.models import resnet18
 
     torch.manual_seed(5)
@@ -164,7 +164,7 @@ def test_export_of_missing_or_bad_learner(tmp_path, capsys):
 
 def test_init_from_an_earlier_run_loads_every_weight(synthetic_set, tmp_path, capsys):
     import torch
-    from ai4mars_training.train import FitConfig, prepare
+    from ai4mars_training.fit.train import FitConfig, prepare
 
     torch.manual_seed(3)
     first, _ = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "a"), size=64, pretrained=False))
@@ -191,8 +191,8 @@ def test_init_from_an_exported_onnx_model_rebuilds_the_unet(synthetic_set, tmp_p
     """Fine-tuning a shipped model: its ONNX (BatchNorms folded into the convolutions, fp32 or fp16-stored)
     becomes a trainable U-Net that computes the same logits."""
     import torch
-    from ai4mars_training.export import export_onnx, store_weights_fp16
-    from ai4mars_training.train import FitConfig, prepare
+    from ai4mars_training.export.export import export_onnx, store_weights_fp16
+    from ai4mars_training.fit.train import FitConfig, prepare
 
     torch.manual_seed(5)
     first, _ = prepare(FitConfig(data=str(synthetic_set), out=str(tmp_path / "a"), size=64, pretrained=False))

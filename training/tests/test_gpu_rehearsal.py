@@ -119,8 +119,8 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
 def test_a_shot_whose_start_weights_are_missing_trains_from_scratch(tmp_path, capsys):
     """The start weights travel in an earlier command; if the machine was given back in between they are gone,
     and the shot must still train (from scratch) rather than fail."""
-    from ai4mars_training.release import start_weights
-    from ai4mars_training.train import FitConfig
+    from ai4mars_training.fit.train import FitConfig
+    from ai4mars_training.remote.shot import start_weights
 
     cfg = FitConfig(data="pack", init_from=str(tmp_path / "gone.onnx"))
     assert start_weights(cfg).init_from is None

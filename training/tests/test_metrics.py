@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from ai4mars_training.metrics import confusion, iou_per_class, summarize
+from ai4mars_training.evaluate.metrics import confusion, iou_per_class, summarize
 
 NAMES = ["soil", "bedrock", "sand", "big_rock"]
 
@@ -48,7 +48,7 @@ def test_fastai_metric_matches_summary():
     from types import SimpleNamespace
 
     import torch
-    from ai4mars_training.learner import ConfusionMetric
+    from ai4mars_training.fit.learner import ConfusionMetric
 
     target = torch.tensor([[[0, 0, 1, 3], [255, 2, 2, 3]]])
     pred_ids = torch.tensor([[[0, 1, 1, 3], [0, 2, 0, 3]]])

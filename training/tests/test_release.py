@@ -8,11 +8,11 @@ import tarfile
 import pytest
 import torch
 from ai4mars_training.cli import main
-from ai4mars_training.dataset import scan, split
+from ai4mars_training.data.dataset import scan, split
+from ai4mars_training.data.pack import verify
 from ai4mars_training.errors import TrainingError
-from ai4mars_training.learner import SegLoss, soft_dice
-from ai4mars_training.pack import verify
-from ai4mars_training.release import check_outgoing, join_state_dict, split_state_dict, tree_bytes
+from ai4mars_training.fit.learner import SegLoss, soft_dice
+from ai4mars_training.remote.transfer import check_outgoing, join_state_dict, split_state_dict, tree_bytes
 
 
 def test_pack_keeps_the_split_and_detects_damage(real_subset, tmp_path):

@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from ai4mars_perception.core.model_metadata import ModelLoadError
+from ai4mars_perception.core.model.metadata import ModelLoadError
 
 _MISSING_ATTR = re.compile(r"Can't get attribute '([A-Za-z_][A-Za-z0-9_]*)' on <module '__main__'")
 
@@ -27,7 +27,7 @@ def _placeholder(name: str):
 
 def load_learner_file(path: Path):
     """``fastai.learner.load_learner(path, cpu=True)`` with notebook functions stood in; raises
-    :class:`~ai4mars_perception.core.model_metadata.ModelLoadError` with one sentence on failure."""
+    :class:`~ai4mars_perception.core.model.metadata.ModelLoadError` with one sentence on failure."""
     try:
         from fastai.learner import load_learner
     except ImportError:

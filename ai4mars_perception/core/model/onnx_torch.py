@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ai4mars_perception.core.model_metadata import METADATA_KEY, ModelLoadError
+from ai4mars_perception.core.model.metadata import METADATA_KEY, ModelLoadError
 
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"}
 

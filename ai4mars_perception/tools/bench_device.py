@@ -20,7 +20,7 @@ def bench_variant(model: Path, variant: str, frame: np.ndarray, repeats: int, de
     """Time ``repeats`` frames through :meth:`TorchBackend.device_segment` after ``warmup`` frames."""
     import torch
 
-    from ai4mars_perception.core.backends import TorchBackend
+    from ai4mars_perception.core.model.backends import TorchBackend
 
     backend = TorchBackend(model, device, **VARIANTS[variant])
     cuda = backend.device.type == "cuda"

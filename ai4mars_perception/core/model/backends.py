@@ -7,7 +7,7 @@
   (unpickling runs code from the file). On CUDA it also offers a device-side fast path (uint8 upload, resize,
   normalise, fp16 forward, arg-max and upsampling on the GPU, one copy back), captured as a CUDA graph.
 
-Both carry the model's :class:`~ai4mars_perception.core.model_metadata.ModelMetadata`; torch is imported only
+Both carry the model's :class:`~ai4mars_perception.core.model.metadata.ModelMetadata`; torch is imported only
 when the torch backend is chosen.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ai4mars_perception.core.model_metadata import (
+from ai4mars_perception.core.model.metadata import (
     METADATA_KEY,
     InputSpec,
     MetadataError,
@@ -122,12 +122,12 @@ class TorchBackend:
                     f"{path} is a pickled fastai learner: loading it runs code from the file; "
                     "set allow_pickle (node parameter) or pass --allow-pickle only for files you trust"
                 )
-            from ai4mars_perception.core.fastai_learner import load_learner_file
+            from ai4mars_perception.core.model.fastai_learner import load_learner_file
 
             learn = load_learner_file(path)
             self.metadata, self.model = _learner_metadata(learn, path), learn.model
         elif path.suffix == ".onnx":  # a float ONNX export, converted at load time
-            from ai4mars_perception.core.onnx_torch import torch_module_from_onnx
+            from ai4mars_perception.core.model.onnx_torch import torch_module_from_onnx
 
             self.model, text = torch_module_from_onnx(path)
             self.metadata = _parse_metadata(text, path)

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.progress import CSVLogger, ProgressCallback
+from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback
-from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, rank_distrib
+from fastai.distributed import num_distrib, rank_distrib
 from fastai.torch_core import set_seed
 
-from ai4mars_training.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, explain_precision
-from ai4mars_training.dataset import file_sha256, scan, split
+from ai4mars_training.data.dataset import file_sha256, scan, split
 from ai4mars_training.errors import TrainingError
-from ai4mars_training.learner import (
+from ai4mars_training.fit.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, explain_precision
+from ai4mars_training.fit.distributed import data_parallel
+from ai4mars_training.fit.learner import (
     DataConfig,
     SegLoss,
     build_dls,
@@ -29,9 +30,9 @@ from ai4mars_training.learner import (
     load_model_weights,
     median_frequency_weights,
 )
-from ai4mars_training.onnx_weights import load_onnx_weights
+from ai4mars_training.fit.onnx_weights import load_onnx_weights
+from ai4mars_training.fit.profiling import StepProfiler
 from ai4mars_training.plots import plot_history
-from ai4mars_training.profiling import StepProfiler
 
 
 @dataclass
@@ -65,39 +66,6 @@ class FitConfig:
     profile_steps: int = 0
     save_last: bool = True
     optimizer: str = "adam"
-
-
-class _DistributedDL(DistributedDL):
-    """fastai's distributed loader, also on CPU: broadcast the shuffled indices with gloo, not NCCL."""
-
-    def _broadcast(self, t, rank):
-        t = torch.LongTensor(t)
-        if torch.cuda.is_available():
-            t = t.cuda()
-        torch.distributed.broadcast(t, rank)
-        return t.cpu().tolist()
-
-
-class _DistributedTrainer(DistributedTrainer):
-    """fastai's DDP callback, also on CPU: a gloo-wrapped model has no ``.device``, so use the loader's."""
-
-    def _wrap_dl(self, dl):
-        if isinstance(dl, DistributedDL):
-            return dl
-        return _DistributedDL(dl, device=getattr(self.learn.model, "device", None))
-
-
-@contextlib.contextmanager
-def _distributed(learn):
-    """Train with DistributedDataParallel under torchrun (NCCL on GPUs, gloo on CPU)."""
-    cuda = torch.cuda.is_available()
-    learn.add_cb(_DistributedTrainer(sync_bn=cuda, cpu=not cuda))  # cpu=True: accelerate's MULTI_CPU (gloo)
-    if rank_distrib():
-        learn.remove_cb(ProgressCallback)
-    try:
-        yield learn
-    finally:
-        learn.remove_cb(_DistributedTrainer)
 
 
 def _weights(cfg: FitConfig, train) -> torch.Tensor | None:
@@ -230,7 +198,7 @@ def fit(cfg: FitConfig) -> dict:
         if not last.is_file():
             raise TrainingError(f"--resume: no checkpoint {last} from an earlier run")
         learn.load("last", with_opt=True)
-    ctx = _distributed(learn) if distributed else contextlib.nullcontext()
+    ctx = data_parallel(learn) if distributed else contextlib.nullcontext()
     with ctx:
         main_cbs = cbs + ([budget] if budget else [])
         if info["pretrained"] != "none" and cfg.freeze_epochs and not cfg.resume:

@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 
 from ai4mars_perception.core.image_codec import read_image_file
-from ai4mars_perception.core.model_metadata import METADATA_KEY, ModelMetadata
+from ai4mars_perception.core.model.metadata import METADATA_KEY, ModelMetadata
 from ai4mars_perception.core.segmenter import Segmenter
-from ai4mars_training.dataset import scan, split
+from ai4mars_training.data.dataset import scan, split
 from ai4mars_training.errors import TrainingError
 
 
@@ -130,7 +130,7 @@ def forward_ms(model: Path, frame: np.ndarray, repeats: int = 10, threads: int =
 def report(fp32: Path, int8: Path, data: Path, frame: np.ndarray, valid_limit: int = 0, valid_pct: float = 0.1,
            seed: int = 42) -> dict:  # fmt: skip
     """Speed ratio and validation mIoU of both models (the same frames, the same segmenter path)."""
-    from ai4mars_training.evaluate import evaluate
+    from ai4mars_training.evaluate.evaluate import evaluate
 
     speed32, speed8 = forward_ms(fp32, frame), forward_ms(int8, frame)
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +175,7 @@ def compare(fp32: Path, data: Path, out_dir: Path, frame: np.ndarray, valid_limi
     int8 model within 0.01 mIoU. Writes ``comparison.json``; returns it."""
     from tqdm.auto import tqdm
 
-    from ai4mars_training.evaluate import evaluate
+    from ai4mars_training.evaluate.evaluate import evaluate
 
     unknown = sorted(set(names or []) - set(CANDIDATES))
     if unknown:

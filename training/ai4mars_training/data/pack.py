@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ai4mars_training.dataset import file_sha256, scan, split
+from ai4mars_training.data.dataset import file_sha256, scan, split
 from ai4mars_training.errors import TrainingError
 
 MANIFEST = "manifest.json"

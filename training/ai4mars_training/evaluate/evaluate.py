@@ -11,13 +11,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ai4mars_perception.core.classes import CLASS_NAMES
-from ai4mars_perception.core.contact_sheet import contact_sheet, legend, save_rgb
 from ai4mars_perception.core.image_codec import read_image_file
 from ai4mars_perception.core.overlay import colorize
 from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter
-from ai4mars_training.dataset import read_label, scan, split
+from ai4mars_training.data.dataset import read_label, scan, split
 from ai4mars_training.errors import TrainingError
-from ai4mars_training.metrics import confusion, iou_per_class, summarize
+from ai4mars_training.evaluate.metrics import confusion, iou_per_class, summarize
+from ai4mars_training.plots import plot_confusion, plot_worst
 
 
 def open_model(
@@ -26,8 +26,8 @@ def open_model(
     """An ONNX file directly; a learner .pkl is exported to a temporary ONNX first (same core either way)."""
     tmp = None
     if model.suffix == ".pkl":
-        from ai4mars_perception.core.model_metadata import InputSpec, ModelMetadata
-        from ai4mars_training.export import export_onnx, learner_classes, learner_input_size, load_learner_file
+        from ai4mars_perception.core.model.metadata import InputSpec, ModelMetadata
+        from ai4mars_training.export.export import export_onnx, learner_classes, learner_input_size, load_learner_file
 
         learn = load_learner_file(model)
         _, null = learner_classes(learn)
@@ -42,33 +42,6 @@ def open_model(
         return Segmenter(model, device, flip_tta=flip_tta), tmp
     except ModelLoadError as e:
         raise TrainingError(str(e)) from None
-
-
-def plot_confusion(cm: np.ndarray, names: list[str], path: Path, title: str) -> None:
-    """Row-normalised confusion matrix with counts, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = [*names, "unknown"] if cm.shape[1] > cm.shape[0] else names
-    rows = cm.sum(1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(cols)), cols, rotation=30)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{cm[i, j]:,}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def evaluate(
@@ -120,21 +93,12 @@ def evaluate(
     plot_confusion(total, list(CLASS_NAMES), out / "confusion.png", f"{model.name}: mIoU {result['miou']:.3f}")
     per_image.sort(key=lambda r: (r[0], r[1]))
     if per_image and worst:
-        rows, caps = [], []
+        rows = []
         for miou, acc, s in per_image[:worst]:
             gray = read_image_file(s.image)
-            target = read_label(s)
             pred = seg.segment(gray)
-            rows.append([gray, colorize(target), colorize(pred)])
-            caps.append(f"{s.id}  mIoU {miou:.2f}  acc {acc:.2f}")
-        sheet = contact_sheet(rows, caps, ["image", "label", "prediction"])
-        sheet = np.vstack(
-            [
-                sheet,
-                legend([*CLASS_NAMES, "unknown"], [c for c in seg.metadata.class_colors] + [(0, 0, 0)], sheet.shape[1]),
-            ]
-        )
-        save_rgb(out / "worst.png", sheet)
+            rows.append((f"{s.id}\nmIoU {miou:.2f} acc {acc:.2f}", [gray, colorize(read_label(s)), colorize(pred)]))
+        plot_worst(rows, out / "worst.png", [*CLASS_NAMES, "unknown"], [*seg.metadata.class_colors, (0, 0, 0)])
     if tmp is not None:
         tmp.cleanup()
     return result

@@ -31,10 +31,10 @@ from fastai.vision.all import (
 from torch import nn
 
 from ai4mars_perception.core.classes import CLASS_NAMES, IGNORE_INDEX, NULL_CLASS_NAME, NUM_CLASSES
-from ai4mars_training.dataset import Sample, read_label
+from ai4mars_training.data.dataset import Sample, read_label
 from ai4mars_training.errors import TrainingError
-from ai4mars_training.metrics import confusion, summarize
-from ai4mars_training.optim import optimizer_func
+from ai4mars_training.evaluate.metrics import confusion, summarize
+from ai4mars_training.fit.optim import optimizer_func
 
 
 class ReadImage:

@@ -16,8 +16,8 @@ import onnx
 import torch
 
 from ai4mars_perception.core.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
-from ai4mars_perception.core.model_metadata import METADATA_KEY, InputSpec, ModelLoadError, ModelMetadata
-from ai4mars_perception.core.parity import compare_logits
+from ai4mars_perception.core.model.metadata import METADATA_KEY, InputSpec, ModelLoadError, ModelMetadata
+from ai4mars_perception.core.model.parity import compare_logits
 from ai4mars_perception.core.segmenter import Segmenter
 from ai4mars_training.errors import TrainingError
 
@@ -25,7 +25,7 @@ from ai4mars_training.errors import TrainingError
 def load_learner_file(path: Path):
     """``load_learner`` on CPU, with a notebook's ``__main__`` functions stood in (the core's loader, which the
     node's PyTorch backend uses too)."""
-    from ai4mars_perception.core.fastai_learner import load_learner_file as load
+    from ai4mars_perception.core.model.fastai_learner import load_learner_file as load
 
     try:
         return load(path)
@@ -110,9 +110,9 @@ def store_weights_fp16(path: Path, min_elements: int = 1024) -> int:
 
 
 def parity(model: torch.nn.Module, onnx_path: Path, frames: list[np.ndarray], rtol: float = 1e-3) -> dict:
-    """Torch vs ONNX Runtime on the same preprocessed frames (:func:`~ai4mars_perception.core.parity.compare_logits`
-    per frame): the largest |logit diff|, the arg-max agreement on all pixels and on those whose top-2 margin
-    exceeds the tolerance (``rtol`` x the largest |logit|), and ``ok`` when every frame is within it."""
+    """Torch vs ONNX Runtime on the same preprocessed frames (:func:`~ai4mars_perception.core.model.parity.
+    compare_logits` per frame): the largest |logit diff|, the arg-max agreement on all pixels and on those whose
+    top-2 margin exceeds the tolerance (``rtol`` x the largest |logit|), and ``ok`` when every frame is within it."""
     seg = Segmenter(onnx_path, "cpu")
     model = model.eval().float().cpu()
     rows = []

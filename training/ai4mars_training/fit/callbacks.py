@@ -8,7 +8,7 @@ import time
 import torch
 from fastai.callback.core import Callback, CancelFitException
 
-from ai4mars_perception.core.cpu_info import cpu_description, cpu_has_bf16
+from ai4mars_perception.core.model.cpu_info import cpu_description, cpu_has_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -43,7 +43,7 @@ def bench(cfg, precisions: list[str], crops: list[int], steps: int = 6, warmup: 
     """Run ``steps`` timed training steps for every (precision, crop) pair; returns one row per pair."""
     import tempfile
 
-    from ai4mars_training.train import prepare, with_precision
+    from ai4mars_training.fit.train import prepare, with_precision
 
     rows = []
     scratch = tempfile.TemporaryDirectory(prefix="ai4mars-bench-")

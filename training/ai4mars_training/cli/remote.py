@@ -1,4 +1,4 @@
-"""``ai4mars-train pack | shot | receive | gpu-bench | carry-size``: the commands of the release-model GPU shot
+"""``ai4mars-train pack | shot | receive | gpu-bench | carry-size``: the release-model shot on a lent GPU
 (docs/TRAINING.md, "The GPU shot")."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
+from ai4mars_training.cli.common import data_args, fit_args, fit_config
 from ai4mars_training.errors import TrainingError
 
 
 def cmd_pack(a: argparse.Namespace) -> int:
-    from ai4mars_training.pack import archive, pack
+    from ai4mars_training.data.pack import archive, pack
 
     m = pack(Path(a.data), Path(a.out), a.quality, a.valid_pct, a.seed, a.limit)
     print(f"packed {m['frames']} frames ({m['train']} train, {m['valid']} valid) into {a.out}: {m['megabytes']} MiB, "
@@ -22,8 +23,8 @@ def cmd_pack(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_shot(a: argparse.Namespace, fit_config) -> int:
-    from ai4mars_training.release import shot
+def cmd_shot(a: argparse.Namespace) -> int:
+    from ai4mars_training.remote.shot import shot
 
     run = shot(fit_config(a), Path(a.shot_out), a.bench_repeats, _sizes(a.bench_inputs))
     best = run["best_epoch"]
@@ -35,7 +36,7 @@ def cmd_shot(a: argparse.Namespace, fit_config) -> int:
 
 
 def cmd_receive(a: argparse.Namespace) -> int:
-    from ai4mars_training.release import receive
+    from ai4mars_training.remote.receive import receive
 
     run = receive(Path(a.shot), Path(a.data), Path(a.out))
     print(
@@ -46,7 +47,7 @@ def cmd_receive(a: argparse.Namespace) -> int:
 
 
 def cmd_gpu_bench(a: argparse.Namespace) -> int:
-    from ai4mars_training.release import gpu_bench, untrained_unet
+    from ai4mars_training.remote.shot import gpu_bench, untrained_unet
 
     what = "the recipe's U-Net with random weights (timings do not depend on them)"
     result = {"model": what, **gpu_bench(untrained_unet(), a.repeats, _sizes(a.inputs))}
@@ -67,7 +68,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def cmd_carry_size(a: argparse.Namespace) -> int:
-    from ai4mars_training.release import MAX_TREE_BYTES, tree_bytes
+    from ai4mars_training.remote.transfer import MAX_TREE_BYTES, tree_bytes
 
     n = tree_bytes(Path(a.root).resolve(), a.carry)
     print(json.dumps({"mib": round(n / 2**20, 2), "limit_mib": MAX_TREE_BYTES // 2**20, "carry": a.carry}))
@@ -78,7 +79,7 @@ def cmd_carry_size(a: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub, fit_args, data_args, fit_config) -> None:
+def add_commands(sub) -> None:
     """Register the subcommands on the ``ai4mars-train`` parser."""
     p = sub.add_parser("pack", help="training data in the compact form carried to the GPU machine")
     data_args(p)
@@ -92,7 +93,7 @@ def add_commands(sub, fit_args, data_args, fit_config) -> None:
     p.add_argument("--shot-out", required=True, help="the folder that comes back (the device's $OUT)")
     p.add_argument("--bench-repeats", type=int, default=200, help="frames per inference benchmark variant")
     p.add_argument("--bench-inputs", default="256,1024", help="model input sizes the inference benchmark times")
-    p.set_defaults(func=lambda a: cmd_shot(a, fit_config))
+    p.set_defaults(func=cmd_shot)
     p = sub.add_parser("receive", help="the local half: verify, reassemble and rebuild the learner of a GPU shot")
     p.add_argument("--shot", required=True, help="the folder that came back from the GPU machine")
     p.add_argument("--data", required=True, help="the original AI4Mars data (same split as the packed data)")

@@ -1,0 +1,1 @@
+"""fit: the fastai learner (U-Net ResNet-18), its callbacks, optimizers, profiling and start weights."""
