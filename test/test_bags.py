@@ -102,8 +102,9 @@ def test_process_writes_inputs_and_node_outputs(tmp_path, raw_bag, tiny_model):
         assert np.array_equal(m_out.data.reshape(1024, 1024), pipeline.process(frame).mask)
     table = msgs["/terrain_segmentation/traversability"][0][1]
     assert [f.name for f in table.fields][:3] == ["region", "verdict", "soil"] and table.width == 4
-    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
-    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))  # the one CSV format: a row per frame and region
+    assert len(rows) == 4 * 4 and all(r["status"] == "ok" for r in rows)
+    assert [r["region"] for r in rows[:4]] == ["frame", "left", "centre", "right"]
     assert len(list((tmp_path / "png").glob("*_mask.png"))) == 4
 
 
@@ -139,7 +140,7 @@ def test_process_counts_bad_frames_and_goes_on(tmp_path, tiny_model):
         main(["bag", "process", str(bag), "-o", str(out), "--model", str(tiny_model), "--csv", str(tmp_path / "s.csv")])
         == 1
     )
-    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    rows = [r for r in csv.DictReader((tmp_path / "s.csv").open()) if r["region"] == "frame"]
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "unsupported encoding" in rows[1]["error"]
     assert _mcap_summary(out)["/terrain_segmentation/mask"][1] == 2
 

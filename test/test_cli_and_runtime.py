@@ -137,20 +137,20 @@ def test_bench_gpu_plumbing_on_the_cpu(tmp_path):
     assert row["variant"] == "fp32" and row["mask_shape"] == [1024, 1024] and row["frames_per_s"] > 0
 
 
-def test_bench_compares_with_the_seed_learner_predict(tmp_path, tiny_model, navcam_frames):
-    pytest.importorskip("fastai", reason="the seed's learner.predict needs fastai (make install-train)")
+def test_bench_compares_with_the_notebook_learner_predict(tmp_path, tiny_model, navcam_frames):
+    pytest.importorskip("fastai", reason="the notebook's learner.predict needs fastai (make install-train)")
     import json
 
     out = tmp_path / "bench.json"
-    args = ["bench", "--model", str(tiny_model), "--image", str(navcam_frames[0]), "--repeats", "4", "--compare-seed",
-            "--json", str(out)]  # fmt: skip
+    args = ["bench", "--model", str(tiny_model), "--image", str(navcam_frames[0]), "--repeats", "4",
+            "--compare-notebook", "--json", str(out)]  # fmt: skip
     assert main(args) == 0
     report = json.loads(out.read_text())
-    seed = report["seed_learner_predict"]
-    assert seed["median_ms"] > 0 and seed["mask_shape"] == [64, 64]  # the seed's mask is at the model's size
-    assert report["seed_over_node"] > 0
+    notebook = report["notebook_learner_predict"]
+    assert notebook["median_ms"] > 0 and notebook["mask_shape"] == [64, 64]  # its mask is at the model's size
+    assert report["notebook_over_node"] > 0
     assert report["cpu_limits"]["fp32_gflops"] > 0 and report["cpu_limits"]["int8_gops"] > 0
-    assert main(["bench", "--model", str(tiny_model), "--compare-seed", "--no-node"]) == 2  # needs --image
+    assert main(["bench", "--model", str(tiny_model), "--compare-notebook", "--no-node"]) == 2  # needs --image
 
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models"

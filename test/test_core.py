@@ -236,7 +236,7 @@ def test_sectors_split_near_field_left_to_right():
 def test_config_validation():
     with pytest.raises(ValueError, match="must not exceed"):
         TraversabilityConfig(go_min_traversable=0.4, stop_below_traversable=0.6).validate()
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(ValueError, match=r"must lie in \[0.0, 1.0\]"):
         TraversabilityConfig(stop_above_big_rock=1.5).validate()
 
 

@@ -7,18 +7,22 @@ so offline results equal online ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
 
 NODE_NAME = "terrain_segmentation"
 
 
+GROUPS = ("model", "input", "output", "traversability", "ground", "node")
+
+
 @dataclass(frozen=True)
 class Param:
-    """One parameter: default (its type is the parameter's type), description, whether it may change at run
-    time, and an inclusive numeric range."""
+    """One parameter: its group (which run-time config holds it), default (its type is the parameter's type),
+    description, whether it may change at run time, an inclusive numeric range or the allowed choices."""
 
+    group: str
     default: Any
     description: str
     dynamic: bool = False
@@ -30,50 +34,65 @@ _UNIT = (0.0, 1.0)
 
 #: Every parameter, declared once.
 PARAMETERS: dict[str, Param] = {
-    "model_path": Param("", "ONNX model exported by ai4mars-train (empty: the shipped model, int8 for ONNX Runtime "
-                        "on the CPU, float on a GPU or with backend torch)"),
-    "device": Param("auto", "auto | cpu | cuda (auto: TensorRT/CUDA when available, else CPU)",
+    # -- model: the model and how it runs (PipelineConfig)
+    "model_path": Param("model", "", "ONNX model exported by ai4mars-train (empty: the shipped model, int8 for "
+                        "ONNX Runtime on the CPU, float on a GPU or with backend torch)"),
+    "device": Param("model", "auto", "auto | cpu | cuda (auto: TensorRT/CUDA when available, else CPU)",
                     choices=("auto", "cpu", "cuda")),
-    "backend": Param("auto", "auto | onnxruntime | torch (auto: ONNX Runtime on a GPU, else PyTorch on a GPU, else "
-                     "ONNX Runtime on the CPU)", choices=("auto", "onnxruntime", "torch")),
-    "allow_pickle": Param(False, "allow a fastai learner .pkl as model_path (unpickling runs code from the file)"),
-    "intra_op_threads": Param(0, "ONNX Runtime intra-op threads (0: one per core)", range=(0, 256)),
-    "flip_tta": Param(False, "average the prediction with a horizontally flipped frame (2x compute)"),
-    "transport": Param("raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed",
-                       choices=("raw", "compressed")),
-    "input_reliability": Param("auto", "input QoS reliability: auto (follow the publishers), best_effort or reliable",
-                               choices=("auto", "best_effort", "reliable")),
-    "input_depth": Param(1, "input QoS history depth", range=(1, 100)),
-    "max_pixels": Param(4096 * 4096, "frames larger than this many pixels are rejected (before decoding)",
+    "backend": Param("model", "auto", "auto | onnxruntime | torch (auto: ONNX Runtime on a GPU, else PyTorch on a "
+                     "GPU, else ONNX Runtime on the CPU; torch converts the float ONNX model at load time)",
+                     choices=("auto", "onnxruntime", "torch")),
+    "allow_pickle": Param("model", False, "allow a fastai learner .pkl as model_path (unpickling runs code from "
+                          "the file)"),
+    "intra_op_threads": Param("model", 0, "ONNX Runtime intra-op threads (0: one per core)", range=(0, 256)),
+    "flip_tta": Param("model", False, "average the prediction with a horizontally flipped frame (2x compute)"),
+    "max_pixels": Param("model", 4096 * 4096, "frames larger than this many pixels are rejected (before decoding)",
                         range=(1, 1 << 28)),
-    "rover_mask_path": Param("", "optional image; non-zero pixels (rover body) are reported unknown (255)"),
-    "overlay_alpha": Param(0.5, "overlay opacity of class colours", True, _UNIT),
-    "go_min_traversable": Param(0.8, "verdict go needs at least this traversable fraction", True, _UNIT),
-    "stop_below_traversable": Param(0.5, "verdict stop below this traversable fraction", True, _UNIT),
-    "stop_above_big_rock": Param(0.1, "verdict stop above this big-rock fraction of known pixels", True, _UNIT),
-    "min_known_fraction": Param(0.3, "verdict at most caution when fewer pixels are known", True, _UNIT),
-    "near_field_fraction": Param(0.5, "bottom fraction of the frame split into sectors", True, (0.05, 1.0)),
-    "sectors": Param(3, "number of near-field sectors, left to right", range=(1, 16)),
-    "costmap_frame": Param("base_link", "frame of ~/costmap: x forward, y left, z up, ground at z = 0 (REP-103)"),
-    "use_tf": Param(True, "camera pose from tf2 (costmap_frame <- image frame) when tf2_ros is installed"),
-    "camera_height": Param(1.9, "camera height above the ground, m (Navcam on the mast: about 1.9)", True,
+    "rover_mask_path": Param("model", "", "optional image; non-zero pixels (rover body) are reported unknown (255)"),
+    # -- input: the image subscription (the node only)
+    "transport": Param("input", "raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed",
+                       choices=("raw", "compressed")),
+    "input_reliability": Param("input", "auto", "input QoS reliability: auto (follow the publishers), best_effort "
+                               "or reliable", choices=("auto", "best_effort", "reliable")),
+    "input_depth": Param("input", 1, "input QoS history depth", range=(1, 100)),
+    # -- output: the published images (PipelineConfig)
+    "overlay_alpha": Param("output", 0.5, "overlay opacity of class colours", True, _UNIT),
+    # -- traversability: the verdicts (TraversabilityConfig)
+    "go_min_traversable": Param("traversability", 0.8, "verdict go needs at least this traversable fraction",
+                                True, _UNIT),
+    "stop_below_traversable": Param("traversability", 0.5, "verdict stop below this traversable fraction", True,
+                                    _UNIT),
+    "stop_above_big_rock": Param("traversability", 0.1, "verdict stop above this big-rock fraction of known "
+                                 "pixels", True, _UNIT),
+    "min_known_fraction": Param("traversability", 0.3, "verdict at most caution when fewer pixels are known", True,
+                                _UNIT),
+    "near_field_fraction": Param("traversability", 0.5, "bottom fraction of the frame split into sectors", True,
+                                 (0.05, 1.0)),
+    "sectors": Param("traversability", 3, "number of near-field sectors, left to right", range=(1, 16)),
+    # -- ground: the camera geometry and the ground costmap (GroundConfig)
+    "costmap_frame": Param("ground", "base_link", "frame of ~/costmap: x forward, y left, z up, ground at z = 0 "
+                           "(REP-103)"),
+    "use_tf": Param("ground", True, "camera pose from tf2 (costmap_frame <- image frame) when tf2_ros is installed"),
+    "camera_height": Param("ground", 1.9, "camera height above the ground, m (Navcam on the mast: about 1.9)", True,
                            (0.05, 100.0)),
-    "camera_pitch": Param(25.0, "camera tilt below the horizontal, degrees", True, (-90.0, 90.0)),
-    "camera_yaw": Param(0.0, "camera heading, degrees, left positive", True, (-180.0, 180.0)),
-    "camera_roll": Param(0.0, "camera roll about its viewing direction, degrees", True, (-180.0, 180.0)),
-    "camera_x": Param(0.0, "camera position ahead of the costmap_frame origin, m", True, (-100.0, 100.0)),
-    "camera_y": Param(0.0, "camera position left of the costmap_frame origin, m", True, (-100.0, 100.0)),
-    "camera_hfov": Param(45.0, "horizontal field of view when no camera_info is published, degrees (Navcam: 45)",
-                         True, (1.0, 179.0)),
-    "costmap_resolution": Param(0.1, "costmap cell size, m", True, (0.01, 10.0)),
-    "costmap_size": Param(0.0, "costmap side, m, a square ahead of the camera (0: the projected footprint)", True,
-                          (0.0, 1000.0)),
-    "costmap_max_range": Param(30.0, "ground points farther than this from the camera are left unknown, m", True,
-                               (0.5, 1000.0)),
-    "diagnostics_period": Param(1.0, "seconds between /diagnostics messages", range=(0.1, 60.0)),
-    "stale_timeout": Param(3.0, "warn in diagnostics when no frame arrived for this many seconds", True,
+    "camera_pitch": Param("ground", 25.0, "camera tilt below the horizontal, degrees", True, (-90.0, 90.0)),
+    "camera_yaw": Param("ground", 0.0, "camera heading, degrees, left positive", True, (-180.0, 180.0)),
+    "camera_roll": Param("ground", 0.0, "camera roll about its viewing direction, degrees", True, (-180.0, 180.0)),
+    "camera_x": Param("ground", 0.0, "camera position ahead of the costmap_frame origin, m", True, (-100.0, 100.0)),
+    "camera_y": Param("ground", 0.0, "camera position left of the costmap_frame origin, m", True, (-100.0, 100.0)),
+    "camera_hfov": Param("ground", 45.0, "horizontal field of view when no camera_info is published, degrees "
+                         "(Navcam: 45)", True, (1.0, 179.0)),
+    "costmap_resolution": Param("ground", 0.1, "costmap cell size, m", True, (0.01, 10.0)),
+    "costmap_size": Param("ground", 0.0, "costmap side, m, a square ahead of the camera (0: the projected "
+                          "footprint)", True, (0.0, 1000.0)),
+    "costmap_max_range": Param("ground", 30.0, "ground points farther than this from the camera are left unknown, "
+                               "m", True, (0.5, 1000.0)),
+    # -- node: the node itself
+    "diagnostics_period": Param("node", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0)),
+    "stale_timeout": Param("node", 3.0, "warn in diagnostics when no frame arrived for this many seconds", True,
                            (0.1, 3600.0)),
-    "autostart": Param(True, "configure and activate the lifecycle node at start (false: wait for lifecycle calls)"),
+    "autostart": Param("node", True, "configure and activate the lifecycle node at start (false: wait for "
+                       "lifecycle calls)"),
 }  # fmt: skip
 
 #: Parameters every ROS node has; accepted in params files and ignored here.
@@ -122,6 +141,31 @@ def launch_overrides(given: dict[str, str]) -> dict[str, Any]:
     """The launch rule: the params file is the source of truth, and a launch argument overrides its parameter
     only when the user gave it (an empty string means "not given"). Returns the typed overrides."""
     return {name: parse_value(name, text) for name, text in given.items() if text != ""}
+
+
+def group_names(*groups: str) -> tuple[str, ...]:
+    """The parameters of ``groups``, in table order."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown parameter group(s): {sorted(unknown)}")
+    return tuple(name for name, p in PARAMETERS.items() if p.group in groups)
+
+
+def config_fields(*groups: str) -> list[tuple[str, type, Any]]:
+    """``dataclasses.make_dataclass`` fields of ``groups``: each parameter with its type and default, so that a
+    run-time config class is generated from the table and never repeats a name or a default."""
+    return [(n, type(PARAMETERS[n].default), field(default=PARAMETERS[n].default)) for n in group_names(*groups)]
+
+
+def config_base(name: str, *groups: str, extra: list | None = None) -> type:
+    """A frozen dataclass with the parameters of ``groups`` as fields (plus ``extra`` fields): the base of a
+    run-time config class (e.g. ``class GroundConfig(config_base("_Ground", "ground"))``)."""
+    return make_dataclass(name, [*config_fields(*groups), *(extra or [])], frozen=True)
+
+
+def check_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Every value checked by :func:`check_value` (type, range, choices: the table's, checked here only)."""
+    return {name: check_value(name, value) for name, value in values.items()}
 
 
 def defaults() -> dict[str, Any]:

@@ -13,33 +13,18 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ai4mars_perception.core.image_codec import gray_from_message, read_image_file
 from ai4mars_perception.core.model.backends import wants_float_model
 from ai4mars_perception.core.model.shipped import default_model_path
 from ai4mars_perception.core.overlay import overlay
-from ai4mars_perception.core.params import ParamsError, defaults
+from ai4mars_perception.core.params import PARAMETERS, ParamsError, check_values, config_base, defaults, group_names
 from ai4mars_perception.core.projection import CameraModel, GroundProjector, rotation_from_angles
 from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, Timings
 from ai4mars_perception.core.traversability import FrameSummary, TraversabilityConfig, summarize, summary_to_array
 
-_TRAVERSABILITY_KEYS = tuple(TraversabilityConfig.__dataclass_fields__)
 
-
-@dataclass(frozen=True)
-class GroundConfig:
-    """Camera pose and grid of the ground-projected costmap (parameters camera_* and costmap_*)."""
-
-    costmap_frame: str = "base_link"
-    use_tf: bool = True
-    camera_height: float = 1.9
-    camera_pitch: float = 25.0
-    camera_yaw: float = 0.0
-    camera_roll: float = 0.0
-    camera_x: float = 0.0
-    camera_y: float = 0.0
-    camera_hfov: float = 45.0
-    costmap_resolution: float = 0.1
-    costmap_size: float = 0.0
-    costmap_max_range: float = 30.0
+class GroundConfig(config_base("_GroundFields", "ground")):
+    """Camera pose and grid of the ground-projected costmap: the ``ground`` group of the parameter table."""
 
     def pose(self) -> tuple[np.ndarray, tuple[float, float, float]]:
         """(ground-from-optical rotation, camera position) from the parameters."""
@@ -47,50 +32,40 @@ class GroundConfig:
         return rotation, (self.camera_x, self.camera_y, self.camera_height)
 
 
-_GROUND_KEYS = tuple(GroundConfig.__dataclass_fields__)
+_NESTED = [("traversability", TraversabilityConfig, field(default_factory=TraversabilityConfig)),
+           ("ground", GroundConfig, field(default_factory=GroundConfig))]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    """What the pipeline needs from the parameter table (defaults = the table's defaults)."""
-
-    model_path: str = ""
-    device: str = "auto"
-    backend: str = "auto"
-    allow_pickle: bool = False
-    intra_op_threads: int = 0
-    flip_tta: bool = False
-    max_pixels: int = defaults()["max_pixels"]
-    rover_mask_path: str = ""
-    overlay_alpha: float = 0.5
-    traversability: TraversabilityConfig = field(default_factory=TraversabilityConfig)
-    ground: GroundConfig = field(default_factory=GroundConfig)
+class PipelineConfig(config_base("_PipelineFields", "model", "output", extra=_NESTED)):
+    """What the pipeline needs from the parameter table: the ``model`` and ``output`` groups as fields, the
+    ``traversability`` and ``ground`` groups as nested configs (all generated from the table, defaults included).
+    Ranges are the table's, checked in :func:`~ai4mars_perception.core.params.check_value`."""
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> PipelineConfig:
-        """Build from parameter values (missing ones take their defaults); raises :class:`ParamsError`."""
-        v = {**defaults(), **values}
-        trav = TraversabilityConfig(**{k: v[k] for k in _TRAVERSABILITY_KEYS})
+        """Build from parameter values (missing ones take their defaults; names of other groups are ignored);
+        raises :class:`ParamsError` for a value out of its type, range or choices, or contradicting thresholds."""
+        v = {**defaults(), **check_values({k: x for k, x in values.items() if k in PARAMETERS})}
+        trav = TraversabilityConfig(**{k: v[k] for k in group_names("traversability")})
         try:
             trav.validate()
         except ValueError as e:
             raise ParamsError(str(e)) from None
-        if not 0.0 <= float(v["overlay_alpha"]) <= 1.0:
-            raise ParamsError("overlay_alpha must lie in [0, 1]")
-        names = ("model_path", "device", "backend", "allow_pickle", "intra_op_threads", "flip_tta", "max_pixels",
-                 "rover_mask_path")  # fmt: skip
-        ground = GroundConfig(**{k: v[k] for k in _GROUND_KEYS})
-        return cls(**{k: v[k] for k in names}, overlay_alpha=float(v["overlay_alpha"]), traversability=trav,
-                   ground=ground)  # fmt: skip
+        ground = GroundConfig(**{k: v[k] for k in group_names("ground")})
+        return cls(**{k: v[k] for k in group_names("model", "output")}, traversability=trav, ground=ground)
+
+    def values(self) -> dict[str, Any]:
+        """Every parameter value this config holds, by name."""
+        return {**{k: getattr(self, k) for k in group_names("model", "output")}, **vars(self.traversability),
+                **vars(self.ground)}  # fmt: skip
 
     def with_values(self, values: dict[str, Any]) -> PipelineConfig:
         """A copy with dynamic values changed (overlay_alpha, thresholds, camera pose, grid); raises
         :class:`ParamsError`."""
-        current = {"overlay_alpha": self.overlay_alpha, **vars(self.traversability), **vars(self.ground)}
-        unknown = set(values) - set(current)
-        if unknown:
-            raise ParamsError(f"{', '.join(sorted(unknown))} cannot change while running")
-        new = PipelineConfig.from_values({**current, **values})
+        fixed = [k for k in values if k not in PARAMETERS or not PARAMETERS[k].dynamic]
+        if fixed:
+            raise ParamsError(f"{', '.join(sorted(fixed))} cannot change while running")
+        new = PipelineConfig.from_values({**self.values(), **values})
         return replace(self, overlay_alpha=new.overlay_alpha, traversability=new.traversability, ground=new.ground)
 
     def resolved_model_path(self) -> str:
@@ -170,6 +145,15 @@ class Pipeline:
     def update(self, values: dict[str, Any]) -> None:
         """Change dynamic values (overlay_alpha, thresholds) for the next frames; raises :class:`ParamsError`."""
         self.config = self.config.with_values(values)
+
+    def process_message(self, msg) -> FrameResult:
+        """Decode an Image or CompressedImage message (rclpy or rosbags; size checked against max_pixels before
+        decoding) and segment it; raises :class:`~ai4mars_perception.core.image_codec.ImageDecodeError`."""
+        return self.process(gray_from_message(msg, self.config.max_pixels))
+
+    def process_file(self, path) -> FrameResult:
+        """Read an image file (any format OpenCV/Pillow read; size checked first) and segment it."""
+        return self.process(read_image_file(path, self.config.max_pixels))
 
     def process(self, gray: np.ndarray) -> FrameResult:
         """Segment one uint8 gray frame."""

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ai4mars_perception.core.classes import CLASS_NAMES, NUM_CLASSES, TERRAIN_CLASSES
+from ai4mars_perception.core.params import ParamsError, check_values, config_base
 
 
 class Verdict(IntEnum):
@@ -19,28 +20,18 @@ class Verdict(IntEnum):
     STOP = 2
 
 
-@dataclass
-class TraversabilityConfig:
-    """Thresholds, as fractions of the *known* (labelled) pixels of a region."""
-
-    go_min_traversable: float = 0.8
-    stop_below_traversable: float = 0.5
-    stop_above_big_rock: float = 0.1
-    min_known_fraction: float = 0.3
-    near_field_fraction: float = 0.5
-    sectors: int = 3
+class TraversabilityConfig(config_base("_TraversabilityFields", "traversability")):
+    """Thresholds, as fractions of the *known* (labelled) pixels of a region: the ``traversability`` group of the
+    parameter table (fields, types and defaults generated from it)."""
 
     def validate(self) -> None:
-        """Raise ValueError when thresholds are out of range or inconsistent."""
-        for name in ("go_min_traversable", "stop_below_traversable", "stop_above_big_rock", "min_known_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1]")
+        """Raise ValueError when a value is out of its range (the table's) or the thresholds contradict."""
+        try:
+            check_values(vars(self))
+        except ParamsError as e:
+            raise ValueError(str(e)) from None
         if self.stop_below_traversable > self.go_min_traversable:
             raise ValueError("stop_below_traversable must not exceed go_min_traversable")
-        if not 0.0 < self.near_field_fraction <= 1.0:
-            raise ValueError("near_field_fraction must lie in (0, 1]")
-        if not 1 <= self.sectors <= 16:
-            raise ValueError("sectors must be between 1 and 16")
 
 
 @dataclass
@@ -53,7 +44,6 @@ class RegionSummary:
     traversable_fraction: float
     mean_cost: float
     verdict: Verdict
-    pixels: int = 0
 
 
 @dataclass
@@ -99,7 +89,7 @@ def summarize_region(name: str, mask: np.ndarray, config: TraversabilityConfig) 
         verdict = Verdict.CAUTION
     else:
         verdict = Verdict.GO
-    return RegionSummary(name, fractions, float(unknown), traversable, mean_cost, verdict, int(total))
+    return RegionSummary(name, fractions, float(unknown), traversable, mean_cost, verdict)
 
 
 def summarize(mask: np.ndarray, config: TraversabilityConfig | None = None) -> FrameSummary:

@@ -28,6 +28,7 @@ from std_msgs.msg import Header
 
 from ai4mars_perception.core.pipeline import FrameResult
 from ai4mars_perception.core.projection import CameraModel, GroundProjector
+from ai4mars_perception.core.stamps import sec_nanosec
 from ai4mars_perception.core.traversability import TABLE_DTYPE, TABLE_FIELDS
 
 _POINT_FIELD_TYPES = {"u": PointField.UINT32, "f": PointField.FLOAT32}
@@ -145,10 +146,5 @@ def camera_info_msg(header: Header, width: int, height: int, fov_deg: float):
 def header_msg(stamp_ns: int, frame_id: str) -> Header:
     """A std_msgs/Header from a stamp in nanoseconds."""
     h = Header(frame_id=frame_id)
-    h.stamp.sec, h.stamp.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
+    h.stamp.sec, h.stamp.nanosec = sec_nanosec(stamp_ns)
     return h
-
-
-def stamp_ns(header) -> int:
-    """Nanoseconds of a header's stamp (rclpy or rosbags message)."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)

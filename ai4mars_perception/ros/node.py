@@ -24,7 +24,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
-from ai4mars_perception.core.image_codec import ImageDecodeError, gray_from_message
+from ai4mars_perception.core.image_codec import ImageDecodeError
 from ai4mars_perception.core.params import NODE_NAME, PARAMETERS, Param, ParamsError, check_value
 from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
 from ai4mars_perception.core.segmenter import InferenceError, ModelLoadError
@@ -222,7 +222,7 @@ class TerrainSegmentationNode(LifecycleNode):
         pipeline = self.pipeline
         if pipeline is None:
             return
-        result = pipeline.process(gray_from_message(msg, pipeline.config.max_pixels))
+        result = pipeline.process_message(msg)
         pubs, camera = self._pubs, self._camera
         wanted = tuple(n for n in OUTPUTS if n not in LAZY or pubs[n].get_subscription_count() > 0)
         projector = None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ai4mars_perception.core.stamps import sec_nanosec
 from ai4mars_perception.tools.bag_io import (
     CAMERA_INFO,
     COMPRESSED,
@@ -73,7 +74,7 @@ class BagPlayer:
 
     def _clock(self, stamp_ns: int) -> None:
         msg = self._clock_type()
-        msg.clock.sec, msg.clock.nanosec = stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000
+        msg.clock.sec, msg.clock.nanosec = sec_nanosec(stamp_ns)
         self.clock_pub.publish(msg)
 
     def close(self) -> None:

@@ -3,19 +3,15 @@ and write an output bag with the inputs plus the node's outputs (same topics, ty
 
 from __future__ import annotations
 
-import csv
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
-from ai4mars_perception.core.image_codec import gray_from_message
-from ai4mars_perception.core.pipeline import FrameResult, Pipeline
-from ai4mars_perception.core.traversability import TABLE_FIELDS
+from ai4mars_perception.core.pipeline import Pipeline
+from ai4mars_perception.core.stamps import stamp_ns
 from ai4mars_perception.tools.bag_io import (
     CAMERA_INFO,
     IMAGE,
@@ -29,9 +25,8 @@ from ai4mars_perception.tools.bag_io import (
     storage_plugin,
     typestore,
 )
+from ai4mars_perception.tools.writers import TraversabilityCsv, write_pngs
 
-CSV_COLUMNS = ["index", "topic", "stamp_ns", "status", "error", "verdict", *TABLE_FIELDS[2:], "sector_verdicts",
-               "inference_ms"]  # fmt: skip
 OUTPUT_TYPES = {"mask": IMAGE, "overlay": IMAGE, "traversability": POINTCLOUD2, "confidence": IMAGE,
                 "costmap": "nav_msgs/msg/OccupancyGrid"}  # fmt: skip
 
@@ -44,22 +39,6 @@ class ProcessResult:
     processed: int = 0
     failed: int = 0
     seconds: float = 0.0
-
-
-def summary_row(index: int, topic: str, stamp: int, result: FrameResult) -> list:
-    """One CSV row of a processed frame (columns: :data:`CSV_COLUMNS`)."""
-    table = result.table
-    return [
-        index,
-        topic,
-        stamp,
-        "ok",
-        "",
-        result.summary.frame.verdict.name.lower(),
-        *[f"{float(table[0][f]):.4f}" for f in TABLE_FIELDS[2:]],
-        " ".join(f"{r.name}:{r.verdict.name.lower()}" for r in result.summary.sectors),
-        f"{result.timings.inference * 1000:.1f}",
-    ]
 
 
 def process_bag(
@@ -98,7 +77,7 @@ def process_bag(
                 Writer(tmp, version=9, storage_plugin=storage_plugin(storage)) as writer,
                 open(csv_tmp, "w", newline="") as f,
             ):
-                frames = _FrameWriter(writer, reader, pipeline, node_name, overlay, csv.writer(f), png_dir)
+                frames = _FrameWriter(writer, reader, pipeline, node_name, overlay, TraversabilityCsv(f), png_dir)
                 image_ids = {c.id for c in conns}
                 total = sum(c.msgcount for c in reader.connections)
                 for conn, stamp, data in tqdm(
@@ -128,7 +107,6 @@ class _FrameWriter:
             n: writer.add_connection(f"{prefix}/{n}", OUTPUT_TYPES[n], typestore=self.ts) for n in self.outputs
         }
         self.cameras: dict[str, object] = {}  # latest intrinsics per camera namespace
-        rows.writerow(CSV_COLUMNS)
 
     def copy(self, conn, stamp: int, data) -> None:
         self.writer.write(self.copies[conn.id], stamp, data)
@@ -144,22 +122,20 @@ class _FrameWriter:
         result.frames += 1
         try:
             msg = self.ts.deserialize_cdr(data, conn.msgtype)
-            frame = self.pipeline.process(gray_from_message(msg, self.pipeline.config.max_pixels))
+            frame = self.pipeline.process_message(msg)
         except Exception as e:  # decode errors, malformed CDR, bad model output alike: count, record, go on
             result.failed += 1
             tqdm.write(f"frame {index} on {conn.topic}: skipped: {e}")
-            self.rows.writerow([index, conn.topic, stamp, "error", str(e)])
+            self.rows.failure(index, conn.topic, stamp, str(e))
             return
-        header = header_msg(int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec), msg.header.frame_id)
+        header = header_msg(stamp_ns(msg.header), msg.header.frame_id)
         base = conn.topic.removesuffix("/compressed").rsplit("/", 1)[0]
         projector = self.pipeline.projector(frame.mask.shape, self.cameras.get(base))
         for name, out in result_messages(frame, header, self.outputs, projector):
             self.writer.write(self.conns[name], stamp, serialize(out))
-        self.rows.writerow(summary_row(index, conn.topic, stamp, frame))
+        self.rows.frame(index, conn.topic, stamp, frame.table, frame.timings.inference * 1000)
         if self.png_dir is not None:
-            self.png_dir.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(self.png_dir / f"{index:06d}_mask.png"), frame.mask)
-            if "overlay" in self.outputs:
-                bgr = cv2.cvtColor(np.ascontiguousarray(frame.overlay), cv2.COLOR_RGB2BGR)
-                cv2.imwrite(str(self.png_dir / f"{index:06d}_overlay.png"), bgr)
+            write_pngs(
+                self.png_dir, f"{index:06d}", frame, outputs=("mask", "overlay")[: 1 + ("overlay" in self.outputs)]
+            )
         result.processed += 1

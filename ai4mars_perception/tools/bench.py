@@ -1,6 +1,7 @@
-"""``ai4mars-perception bench``: model forward time, core pipeline time and end-to-end node latency.
+"""``ai4mars-perception bench``: model forward time, core pipeline time and end-to-end node latency, all through
+the frame pipeline built from the same parameters as the node's (``--params-file``, ``-p``).
 
-End-to-end latency = publish of a frame → its mask received, node in its own process, over DDS.
+End-to-end latency = publish of a frame → its mask received, node in its own process, over DDS (bench_ros).
 """
 
 from __future__ import annotations
@@ -14,23 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ai4mars_perception.core.model.cpu_info import cpu_description
-from ai4mars_perception.core.pipeline import PipelineConfig
-from ai4mars_perception.core.segmenter import Segmenter, Timings
+from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
 from ai4mars_perception.core.traversability import summarize
-from ai4mars_perception.tools.bench_reference import cpu_limits, seed_predict_ms
+from ai4mars_perception.tools.bench_reference import cpu_limits, notebook_predict_ms
+from ai4mars_perception.tools.bench_ros import bench_bags, bench_node, stats
+from ai4mars_perception.tools.errors import ToolError
+from ai4mars_perception.tools.overrides import parse_overrides, values_from_args
 
 GFLOP_PER_FRAME_256 = 58.0  # fastai DynamicUnet(resnet18), 256x256 input
-
-
-def _stats(seconds: list[float]) -> dict[str, float]:
-    ms = sorted(1000.0 * s for s in seconds)
-    return {
-        "mean_ms": statistics.fmean(ms),
-        "median_ms": statistics.median(ms),
-        "p90_ms": ms[min(len(ms) - 1, int(0.9 * len(ms)))],
-        "min_ms": ms[0],
-        "n": len(ms),
-    }
 
 
 def _time(fn, repeats: int) -> dict[str, float]:
@@ -41,111 +33,54 @@ def _time(fn, repeats: int) -> dict[str, float]:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return _stats(times)
+    return stats(times)
 
 
-def bench_forward(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
-    """Raw ONNX Runtime forward time on a preprocessed frame (no pre/post-processing)."""
+def bench_forward(pipeline: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Raw forward time of the pipeline's model on a preprocessed frame (no pre/post-processing)."""
+    seg = pipeline.segmenter
     x = seg.preprocess(frame)
     return _time(lambda: seg.logits(x), repeats)
 
 
-def bench_core(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
-    """Full core call: resize + normalise + forward + arg-max + resize back to the frame size."""
-    return _time(lambda: seg.segment(frame), repeats)
+def bench_core(pipeline: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """The pipeline's frame call: resize + normalise + forward + arg-max + resize back to the frame size."""
+    return _time(lambda: pipeline.process(frame), repeats)
 
 
-def bench_stages(seg: Segmenter, frame: np.ndarray, repeats: int) -> dict[str, float]:
-    """Median ms of the work the node adds around the forward pass, per frame (the lazy outputs too)."""
-    from ai4mars_perception.core.pipeline import GroundConfig
-    from ai4mars_perception.core.projection import CameraModel, GroundProjector
-
-    runs = [Timings() for _ in range(repeats)]
-    outs = [seg.run(frame, t) for t in runs]
-    mask, logits = outs[-1]
-    h, w = mask.shape
+def bench_stages(pipeline: Pipeline, frame: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median ms of the work the node adds around the forward pass, per frame (the lazy outputs too), with the
+    pipeline's own configuration (thresholds, camera parameters, grid)."""
+    results = [pipeline.process(frame) for _ in range(repeats)]
+    last = results[-1]
     t0 = time.perf_counter()
-    projector = GroundProjector(CameraModel.from_fov(w, h, 45.0), *GroundConfig().pose())
+    projector = pipeline.projector(last.mask.shape)
     build = 1000 * (time.perf_counter() - t0)
     return {
-        "preprocess_ms": statistics.median(1000 * t.preprocess for t in runs),
-        "postprocess_ms": statistics.median(1000 * t.postprocess for t in runs),
-        "traversability_summary_ms": _time(lambda: summarize(mask), repeats)["median_ms"],
-        "confidence_ms": _time(lambda: seg.confidence(logits, mask), repeats)["median_ms"],
-        "costmap_ms": _time(lambda: projector.costmap(mask), repeats)["median_ms"],
+        "preprocess_ms": statistics.median(1000 * r.timings.preprocess for r in results),
+        "postprocess_ms": statistics.median(1000 * r.timings.postprocess for r in results),
+        "traversability_summary_ms": _time(lambda: summarize(last.mask, last.config.traversability), repeats)[
+            "median_ms"
+        ],  # fmt: skip
+        "confidence_ms": _time(lambda: pipeline.segmenter.confidence(last.logits, last.mask), repeats)["median_ms"],
+        "costmap_ms": _time(lambda: projector.costmap(last.mask), repeats)["median_ms"],
         "costmap_lookup_build_ms": build,
     }
 
 
-def bench_node(
-    model: str, frame: np.ndarray, repeats: int, device: str = "cpu", reliable: bool = False, backend: str = "auto"
-) -> dict[str, float]:
-    """Publish ``repeats`` frames one at a time to a node process and time each mask's return."""
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    from ai4mars_perception.ros.environment import child_env
-    from ai4mars_perception.ros.messages import image_msg
-    from ai4mars_perception.tools.processes import RosSession, peak_rss_mb, start_node, stop
-
-    env = child_env()  # this process publishes 1 MiB frames best-effort: it has the large-SHM profile too
-    name = "ai4mars_bench_segmentation"
-    params = {"model_path": model, "device": device, "backend": backend,
-              "input_reliability": "reliable" if reliable else "best_effort"}  # fmt: skip
-    proc = start_node(params, {"image": "/bench/image", "__node": name}, env)
-    try:
-        with RosSession("ai4mars_bench") as ros:
-            rel = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
-            pub = ros.node.create_publisher(Image, "/bench/image", QoSProfile(depth=1, reliability=rel))
-            got: list[float] = []
-            ros.node.create_subscription(Image, f"/{name}/mask", lambda m: got.append(time.perf_counter()), 10)
-            msg = image_msg(frame, "mono8")
-            msg.header.frame_id = "navcam_left"
-            deadline = time.time() + 60
-            while pub.get_subscription_count() == 0 or ros.node.count_publishers(f"/{name}/mask") == 0:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"the node did not come up (exit code {proc.poll()})")
-                ros.spin_once(0.1)
-            time.sleep(0.5)  # let the node's reader match the publisher too (best effort drops otherwise)
-            latencies = []
-            for i in range(repeats + 3):
-                n0, deadline = len(got), time.perf_counter() + 30
-                while len(got) == n0:
-                    if time.perf_counter() > deadline:
-                        raise RuntimeError("no mask came back within 30 s")
-                    t0 = time.perf_counter()  # (re)send: a best-effort frame can be lost
-                    pub.publish(msg)
-                    while len(got) == n0 and time.perf_counter() - t0 < 3.0:
-                        ros.spin_once(0.5)  # blocks until the mask arrives: the bench takes no CPU meanwhile
-                if i >= 3:
-                    latencies.append(got[-1] - t0)
-                time.sleep(0.05)
-            result = _stats(latencies)
-            result["node_peak_rss_mb"] = peak_rss_mb(proc.pid)
-            return result
-    finally:
-        stop(proc)
-
-
-def run_benchmark(
-    model: str,
-    frame: np.ndarray,
-    repeats: int,
-    device: str,
-    node: bool,
-    out: Path | None,
-    bags: Path | None = None,
-    backend: str = "auto",
-    seed_frame: Path | None = None,
-) -> dict:
-    """Run all benchmarks and return (and optionally write) a JSON-able report. With ``seed_frame`` (a frame
-    file), also fastai ``learner.predict`` on it, the seed's path, in the same run."""
-    seg = Segmenter(model, device, backend=backend)
-    fwd = bench_forward(seg, frame, repeats)
+def run_benchmark(pipeline: Pipeline, frame: np.ndarray, repeats: int, node: bool, out: Path | None,
+                  bags: Path | None = None, notebook_frame: Path | None = None,
+                  node_params: dict | None = None) -> dict:  # fmt: skip
+    """Run all benchmarks on ``pipeline``'s model and configuration; return (and optionally write) a JSON-able
+    report. With ``notebook_frame`` (a frame file), also fastai ``learner.predict`` on it, the AI4Mars reference
+    notebook's inference path, in the same run."""
+    seg, config = pipeline.segmenter, pipeline.config
+    model = str(seg.path)
+    fwd = bench_forward(pipeline, frame, repeats)
     h, w = seg.input_size
     gflop = GFLOP_PER_FRAME_256 * (h * w) / (256 * 256)
     report = {
-        "model": str(model),
+        "model": model,
         "model_version": seg.metadata.model_version,
         "provider": seg.provider,
         "frame": list(frame.shape),
@@ -155,20 +90,20 @@ def run_benchmark(
         "forward": fwd,
         "forward_gflops_per_s": gflop / (fwd["median_ms"] / 1000.0),
         "cpu_limits": cpu_limits(),
-        "core_pipeline": bench_core(seg, frame, repeats),
-        "stages": bench_stages(seg, frame, repeats),
+        "core_pipeline": bench_core(pipeline, frame, repeats),
+        "stages": bench_stages(pipeline, frame, repeats),
     }
-    del seg
-    if seed_frame is not None:
+    if notebook_frame is not None:
         try:
-            report["seed_learner_predict"] = seed_predict_ms(seed_frame, h, max(3, repeats // 2))
+            report["notebook_learner_predict"] = notebook_predict_ms(notebook_frame, h, max(3, repeats // 2))
         except ImportError:
-            report["seed_learner_predict"] = {"skipped": "fastai is not installed (make install-train)"}
+            report["notebook_learner_predict"] = {"skipped": "fastai is not installed (make install-train)"}
     if node:
-        report["node_end_to_end"] = bench_node(model, frame, repeats, device, backend=backend)
-        seed = report.get("seed_learner_predict", {})
-        if "median_ms" in seed:
-            report["seed_over_node"] = seed["median_ms"] / report["node_end_to_end"]["median_ms"]
+        report["node_end_to_end"] = bench_node(model, frame, repeats, config.device, backend=config.backend,
+                                               params=node_params)  # fmt: skip
+        notebook = report.get("notebook_learner_predict", {})
+        if "median_ms" in notebook:
+            report["notebook_over_node"] = notebook["median_ms"] / report["node_end_to_end"]["median_ms"]
         report["node_latency_over_forward"] = report["node_end_to_end"]["median_ms"] / fwd["median_ms"]
     if bags is not None:
         report["bags"] = bench_bags(model, bags)
@@ -205,13 +140,13 @@ def format_report(r: dict) -> str:
             f"  ({r['node_latency_over_forward']:.3f} x forward)",
             f"node peak RSS            {e['node_peak_rss_mb']:.0f} MB",
         ]
-    if "seed_learner_predict" in r:
-        seed = r["seed_learner_predict"]
+    if "notebook_learner_predict" in r:
+        nb = r["notebook_learner_predict"]
         lines.append(
-            f"seed learner.predict     median {seed['median_ms']:.1f} ms; node end-to-end is "
-            f"{r['seed_over_node']:.2f}x faster"
-            if "seed_over_node" in r
-            else f"seed learner.predict     {seed.get('skipped', seed)}"
+            f"notebook learner.predict median {nb['median_ms']:.1f} ms; node end-to-end is "
+            f"{r['notebook_over_node']:.2f}x faster"
+            if "notebook_over_node" in r
+            else f"notebook learner.predict {nb.get('skipped', nb)}"
         )
     if "bags" in r:
         b = r["bags"]
@@ -223,60 +158,10 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def bench_bags(model: str, frames_dir: Path, copies: int = 5) -> dict:
-    """frames/s of ``bag process`` (no ROS graph) and of ``bag play`` delivered to a subscriber process-side."""
-    import subprocess
-    import sys
-    import tempfile
-
-    from ai4mars_perception.core.pipeline import Pipeline
-    from ai4mars_perception.ros.environment import child_env
-    from ai4mars_perception.tools.bag_make import make_bag
-    from ai4mars_perception.tools.bag_process import process_bag
-
-    with tempfile.TemporaryDirectory() as tmp:
-        bag = Path(tmp) / "frames"
-        n = make_bag([str(frames_dir)] * copies, bag, rate=10.0)
-        pipeline = Pipeline(PipelineConfig(model_path=model, device="cpu"))
-        t = time.perf_counter()
-        r = process_bag(bag, Path(tmp) / "out", pipeline, csv_path=None)
-        process_s = time.perf_counter() - t
-        env = child_env()
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
-
-        from ai4mars_perception.tools.processes import RosSession
-
-        got: list[float] = []
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        cmd = [sys.executable, "-m", "ai4mars_perception.tools.cli", "bag", "play", str(bag), "--rate", "1000"]
-        with RosSession("ai4mars_play_bench") as ros:
-            ros.node.create_subscription(
-                Image, "/navcam/left/image_raw", lambda m: got.append(time.perf_counter()), qos
-            )
-            player = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                end = time.time() + 60
-                while player.poll() is None and time.time() < end:
-                    ros.spin_once(0.01)
-                for _ in range(100):
-                    ros.spin_once(0.01)
-            finally:
-                player.kill()
-        play_fps = (len(got) - 1) / (got[-1] - got[0]) if len(got) > 1 else 0.0
-    return {
-        "frames": n,
-        "process_frames_per_s": r.processed / process_s,
-        "play_frames_delivered": len(got),
-        "play_frames_per_s": play_fps,
-    }
-
-
 def command(args) -> int:
     """``ai4mars-perception bench``: print (and optionally write) the report."""
     from ai4mars_perception.core.image_codec import read_image_file
     from ai4mars_perception.ros.environment import prepare_ros_environment
-    from ai4mars_perception.tools.errors import ToolError
 
     prepare_ros_environment(loopback=True)
     if args.transport:
@@ -297,21 +182,24 @@ def command(args) -> int:
         frame = read_image_file(args.image)
     else:
         frame = np.random.default_rng(0).integers(0, 256, (args.size, args.size), np.uint8)
-    model = PipelineConfig(model_path=args.model or "", device=args.device, backend=args.backend).resolved_model_path()
-    seg = Segmenter(model, args.device, backend=args.backend)  # fail early with a clear message
+    values = values_from_args(args)
+    pipeline = Pipeline(PipelineConfig.from_values(values))  # fails early with one sentence
     if args.profile:
         from ai4mars_perception.tools.bench_profile import format_profile, op_profile
 
-        profile = op_profile(model, seg.preprocess(frame), max(1, args.repeats // 2))
+        seg = pipeline.segmenter
+        profile = op_profile(str(seg.path), seg.preprocess(frame), max(1, args.repeats // 2))
         print(format_profile(profile))
         if args.json:
             Path(args.json).write_text(json.dumps(profile, indent=2))
         return 0
     out = Path(args.json) if args.json else None
     bags = Path(args.bags) if args.bags else None
-    if args.compare_seed and not args.image:
-        raise ToolError("--compare-seed needs --image (learner.predict reads a frame file, as the seed does)")
-    seed = Path(args.image) if args.compare_seed else None
-    report = run_benchmark(model, frame, args.repeats, args.device, not args.no_node, out, bags, args.backend, seed)
+    if args.compare_notebook and not args.image:
+        raise ToolError("--compare-notebook needs --image (learner.predict reads a frame file, as the notebook does)")
+    notebook = Path(args.image) if args.compare_notebook else None
+    node_params = {**({"params_file": Path(args.params_file).resolve()} if args.params_file else {}),
+                   **parse_overrides(args.param or [])}  # fmt: skip
+    report = run_benchmark(pipeline, frame, args.repeats, not args.no_node, out, bags, notebook, node_params)
     print(format_report(report))
     return 0

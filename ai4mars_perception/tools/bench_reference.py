@@ -1,8 +1,8 @@
-"""``bench --compare-seed``: the seed's Direct Use path, fastai ``learner.predict`` on a frame file, timed in the
-same run as our node; and this CPU's compute limits (fp32 and int8 GEMM in ONNX Runtime) to measure the
-forward against.
+"""``bench --compare-notebook``: the AI4Mars reference notebook's inference path, fastai ``learner.predict`` on a
+frame file, timed in the same run as our node; and this CPU's compute limits (fp32 and int8 GEMM in ONNX Runtime)
+to measure the forward against.
 
-The seed learner is built the way the AI4Mars reference notebook builds it (``SegmentationDataLoaders`` with
+The notebook's learner is built the way the AI4Mars reference notebook builds it (``SegmentationDataLoaders`` with
 ``Resize`` to the model's input size, ``unet_learner(dls, resnet18)``); its weights do not change its speed.
 Needs fastai (the training stack); without it the comparison is skipped with a sentence.
 """
@@ -51,7 +51,7 @@ def cpu_limits(n: int = 1024, repeats: int = 10) -> dict:
     return result
 
 
-def seed_predict_ms(frame_file: Path, size: int, repeats: int) -> dict:
+def notebook_predict_ms(frame_file: Path, size: int, repeats: int) -> dict:
     """Median ms of ``learner.predict(frame_file)`` with a notebook-style U-Net R18 learner at ``size``²."""
     from fastai.vision.all import Resize, SegmentationDataLoaders, get_image_files, resnet18, unet_learner
 

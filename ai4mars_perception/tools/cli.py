@@ -1,7 +1,7 @@
-"""``ai4mars-perception``: segment files, bag make | play | process, bench, demo.
+"""``ai4mars-perception``: segment files, bag make | play | process, bench, bench-gpu, demo.
 
-Only ``bag play``, ``bench`` and ``demo`` start DDS. ``segment`` and ``bag process`` read the node's params YAML
-(``--params-file``) so offline results equal the node's; a flag given on the command line wins over the file.
+Only ``bag play``, ``bench`` and ``demo`` start DDS. ``segment``, ``bag process``, ``bench`` and ``demo`` read the
+node's params YAML (``--params-file``) and take ``-p NAME:=VALUE`` overrides, so offline results equal the node's.
 """
 
 from __future__ import annotations
@@ -11,35 +11,12 @@ import sys
 from pathlib import Path
 
 from ai4mars_perception.core.image_codec import ImageDecodeError
-from ai4mars_perception.core.params import NODE_NAME, ParamsError, defaults, load_params_file
+from ai4mars_perception.core.params import NODE_NAME, ParamsError
 from ai4mars_perception.core.segmenter import ModelLoadError
 from ai4mars_perception.tools.errors import ToolError
+from ai4mars_perception.tools.overrides import add_config_args, pipeline_from_args
 
 USER_ERRORS = (ToolError, ParamsError, ModelLoadError, ImageDecodeError)
-
-
-def _pipeline_args(p: argparse.ArgumentParser, overlay: bool = True) -> None:
-    p.add_argument("--params-file", help="the node's params YAML (same keys; flags below win over it)")
-    p.add_argument("--model", help="ONNX model (default: model_path of the params file, else the shipped model)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the params file's, else auto")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "torch"), help="default: the params file's, else auto")
-    p.add_argument("--allow-pickle", action="store_const", const=True, default=None,
-                   help="allow a fastai learner .pkl as --model (unpickling runs code from the file)")  # fmt: skip
-    p.add_argument("--rover-mask", help="rover mask image (non-zero = rover), reported as unknown")
-    if overlay:
-        p.add_argument("--alpha", type=float, help="overlay opacity (default: overlay_alpha of the params file, 0.5)")
-
-
-def pipeline_from_args(args: argparse.Namespace, node_name: str = NODE_NAME):
-    """The frame pipeline the node would build from the same params file, with the flags applied over it."""
-    from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
-
-    values = load_params_file(args.params_file, node_name) if args.params_file else defaults()
-    flags = {"model_path": args.model, "device": args.device, "backend": args.backend,
-             "allow_pickle": args.allow_pickle, "rover_mask_path": args.rover_mask,
-             "overlay_alpha": getattr(args, "alpha", None)}  # fmt: skip
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return Pipeline(PipelineConfig.from_values(values))
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -124,7 +101,7 @@ def _bag_parser(sub) -> None:
 
     p = bag.add_parser("process", help="segment every image of a bag offline into an output bag")
     p.add_argument("bag")
-    _pipeline_args(p)
+    add_config_args(p)
     p.add_argument("-o", "--out", required=True, help="output bag folder")
     p.add_argument("--topics", nargs="+", help="image topics to process (default: all image topics)")
     p.add_argument("--node-name", default=NODE_NAME, help="namespace of the output topics and params-file section")
@@ -140,15 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("segment", help="segment image files or folders into mask and overlay PNGs")
-    _pipeline_args(p)
+    add_config_args(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("bench", help="forward time, core pipeline time and end-to-end node latency")
-    p.add_argument("--model", help="ONNX model (default: the shipped model)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "torch"))
+    add_config_args(p, overlay=False)
     p.add_argument("--image", help="frame to use (default: random 1024x1024 mono8)")
     p.add_argument("--size", type=int, default=1024, help="side of the random frame")
     p.add_argument("--repeats", type=int, default=20)
@@ -156,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the report as JSON")
     p.add_argument("--bags", metavar="FRAMES_DIR", help="also time bag process and bag play on these frames")
     p.add_argument("--transport", action="store_true", help="only: 1 MiB frame delivery with and without the profile")
-    p.add_argument("--compare-seed", action="store_true",
-                   help="also time fastai learner.predict on --image (the seed's path; needs fastai)")  # fmt: skip
+    p.add_argument("--compare-notebook", action="store_true",
+                   help="also time fastai learner.predict on --image, the AI4Mars reference notebook's inference path "
+                   "(needs fastai)")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="only: ONNX Runtime's kernel time per operator and node")
     p.set_defaults(func=cmd_bench)
 
@@ -170,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench_gpu)
 
     p = sub.add_parser("demo", help="bundled Navcam bag → node over DDS → contact sheet, CSV, latency, output bag")
-    p.add_argument("--model", help="ONNX model (default: the shipped model)")
+    p.add_argument("--model", help="ONNX model (default: model_path of the params file, else the shipped model)")
+    p.add_argument("--params-file", help="the node's params YAML, given to the demo's node")
+    p.add_argument("-p", "--param", action="append", metavar="NAME:=VALUE", help="a node parameter (repeatable)")
     p.add_argument("--frames", help="folder of frames (default: the bundled samples/navcam)")
     p.add_argument("--out", default="demo_output")
     p.add_argument("--rate", type=float, default=1.0, help="frames per second")
