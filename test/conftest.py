@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from ai4mars_perception.ros.environment import prepare_ros_environment  # noqa: E402
+from ai4mars_perception.ros.environment import prepare_ros_environment
 
 # Every test process: DDS stays on loopback, in a domain of its own (kept when the Makefile chose one).
 prepare_ros_environment(loopback=True)
 
-from tiny_model import brightness_model  # noqa: E402
+from tiny_model import brightness_model  # noqa: E402  (after the ROS environment is set)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -38,6 +35,16 @@ def navcam_frames() -> list[Path]:
     frames = sorted(SAMPLES.glob("*.JPG"))
     assert frames, f"bundled sample frames missing in {SAMPLES}"
     return frames
+
+
+@pytest.fixture(scope="module")
+def harness(request):
+    """One rclpy node in the test process per test module (``test_<module>_client``), closed after it."""
+    from ros_harness import Harness
+
+    h = Harness(f"{request.module.__name__.rsplit('.', 1)[-1]}_client")
+    yield h
+    h.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

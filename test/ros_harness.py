@@ -57,9 +57,10 @@ class Harness:
 class NodeProcess:
     """terrain_segmentation started through its console script, with a log file for failures."""
 
-    def __init__(self, tmp: Path, params: dict, remaps: dict | None = None, name: str = "node") -> None:
+    def __init__(self, tmp: Path, params: dict, remaps: dict | None = None, name: str = "node",
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.log = tmp / f"{name}.log"
-        self.proc = start_node(params, remaps, child_env(), self.log)
+        self.proc = start_node(params, remaps, {**child_env(), **(env or {})}, self.log)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

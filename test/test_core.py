@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from tiny_model import CENTRES, brightness_model, expected_class
+from tiny_model import CENTRES, brightness_model, expected_class, gradient_model
 
 from ai4mars_perception.core.classes import IGNORE_INDEX, TERRAIN_CLASSES, color_lut
 from ai4mars_perception.core.image_codec import (
@@ -250,13 +250,23 @@ def test_brightness_model_is_deterministic(tmp_path):
 
 
 def test_flip_tta_averages_flipped_prediction(tmp_path, navcam_frames):
-    """A per-pixel model is flip-equivariant: TTA must give the same mask (and double the work)."""
-    p = brightness_model(tmp_path / "m.onnx", size=64)
+    """TTA = the mean of the prediction on the frame and, mirrored back, on its mirror image. A per-pixel model is
+    mirror-equivariant (TTA changes nothing); a horizontal-gradient model is not (TTA cancels its gradient), so
+    this fails when TTA is off or averages the wrong way round."""
     frame = read_image_file(navcam_frames[3])
+    p = brightness_model(tmp_path / "m.onnx", size=64)
     plain, tta = Segmenter(p, "cpu"), Segmenter(p, "cpu", flip_tta=True)
     x = plain.preprocess(frame)
-    assert np.allclose(tta.logits(x), plain.logits(x), atol=1e-4)  # the mean of the frame and its mirror
+    assert np.allclose(tta.logits(x), plain.logits(x), atol=1e-4)
     assert np.array_equal(tta.segment(frame), plain.segment(frame))
+    g = gradient_model(tmp_path / "g.onnx", size=64)
+    plain, tta = Segmenter(g, "cpu"), Segmenter(g, "cpu", flip_tta=True)
+    x = plain.preprocess(frame)
+    mirrored_back = plain.logits(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]
+    assert np.allclose(tta.logits(x), (plain.logits(x) + mirrored_back) / 2, atol=1e-5)
+    inner = (slice(None), slice(None), slice(None), slice(1, -1))  # the padded border columns are not odd
+    assert np.abs(plain.logits(x)[inner]).max() > 0.1  # the frame has gradients ...
+    assert np.allclose(tta.logits(x)[inner], np.arange(4, dtype=np.float32)[None, :, None, None] * 0.01, atol=1e-4)
 
 
 def test_metadata_must_match_graph_input_size(tmp_path):

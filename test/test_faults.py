@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 import pytest
-from ros_harness import Harness, NodeProcess, Topics, mask_array
+from ros_harness import NodeProcess, Topics, mask_array
 from sensor_msgs.msg import CompressedImage, Image
 from tiny_model import nan_model
 
@@ -45,16 +45,11 @@ time.sleep(1.0)
 """
 
 
-def _camera(topic: str, reliability: str, n: int, first: int) -> subprocess.Popen:
+def _camera(topic: str, reliability: str, n: int, first: int, settle: float = 1.0) -> subprocess.Popen:
+    """A camera driver process; it publishes ``settle`` seconds after its first subscriber matched."""
     env = child_env(profile=False)
-    return subprocess.Popen([sys.executable, "-c", CAMERA, topic, reliability, str(n), str(first)], env=env)
-
-
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness("test_faults_client")
-    yield h
-    h.close()
+    code = CAMERA.replace("time.sleep(1.0)\nfor i", f"time.sleep({settle})\nfor i")
+    return subprocess.Popen([sys.executable, "-c", code, topic, reliability, str(n), str(first)], env=env)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +80,29 @@ def test_reliable_camera_driver_without_our_profile_gets_every_frame_answered(dr
         assert drv.diag_values()["input_reliability"] == "reliable"
     finally:
         cam.wait(60)
+
+
+def test_a_frame_published_the_moment_the_node_matches_is_answered(tmp_path, harness, tiny_model):
+    """A rover takes a few Navcam frames per stop, so the first one matters: a reliable 1 MiB frame published by a
+    driver without our profile the moment its publisher matches the node is answered; three drivers in a row,
+    each the only publisher of the topic (the node subscribes reliable from the start: no QoS switch can lose
+    it; a node that started best effort lost it)."""
+    name = "first_seg"
+    node = NodeProcess(tmp_path, {"model_path": tiny_model}, {"image": "/first/image", "__node": name}, name)
+    try:
+        masks = harness.collect(Image, f"/{name}/mask")  # no publisher of ours on the image topic
+        assert harness.spin_until(lambda: masks.subscription.get_publisher_count() > 0, 60), node.output()
+        harness.spin_until(lambda: False, 1.0)  # the node's side of the mask match, too
+        for k in range(3):
+            cam = _camera("/first/image", "reliable", 1, 500 + k, settle=0.0)
+            try:
+                assert harness.spin_until(lambda k=k: any(m.header.stamp.sec == 500 + k for m in masks), 30), (
+                    f"driver {k}: its first frame was lost\n{node.output()[-2000:]}"
+                )
+            finally:
+                cam.wait(60)
+    finally:
+        assert node.stop() == 0, node.output()
 
 
 def test_camera_restart_with_the_other_reliability_and_stale_diagnostics(drv):

@@ -43,7 +43,9 @@ def test_a_launch_argument_overrides_only_when_given():
         launch_overrides({"use_sim_time": "yes"})
 
 
-def test_launch_file_applies_the_rule_and_declares_its_arguments():
+def test_launch_file_source_applies_the_rule_and_declares_its_arguments():
+    """Read from the launch file's source (AST), so that it runs everywhere; the launch itself runs in
+    test_launch_under_launch_testing where ROS 2 launch is installed."""
     tree = ast.parse(LAUNCH_FILE.read_text())
     declared = {
         node.args[0].value

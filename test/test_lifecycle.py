@@ -14,13 +14,6 @@ from ros_harness import Harness, NodeProcess, Topics
 from ai4mars_perception.ros.messages import image_msg
 
 
-@pytest.fixture(scope="module")
-def harness():
-    h = Harness("test_lifecycle_client")
-    yield h
-    h.close()
-
-
 def _call(h: Harness, srv_type, name: str, request):
     client = h.node.create_client(srv_type, name)
     try:
@@ -105,3 +98,54 @@ def test_signal_ends_the_node_cleanly_within_2s(tmp_path, harness, tiny_model, s
     took = time.monotonic() - start
     assert code == 0 and took < 2.0, (code, took, p.output())
     assert "Traceback" not in p.output()
+
+
+# tf2_ros is not on PyPI: a stand-in with the real one's shape (a listener that subscribes /tf and /tf_static on
+# the node it is given and unsubscribes in unregister()). What is tested is the node's own subscriptions, seen in
+# the DDS graph from this process.
+TF2_STANDIN = """
+from std_msgs.msg import String
+
+class LookupException(Exception): pass
+class ConnectivityException(Exception): pass
+class ExtrapolationException(Exception): pass
+
+class Buffer:
+    def lookup_transform(self, target, source, time):
+        raise LookupException(f"{target} <- {source}")
+
+class TransformListener:
+    def __init__(self, buffer, node):
+        self.node = node
+        self.subs = [node.create_subscription(String, t, lambda m: None, 10) for t in ("/tf", "/tf_static")]
+
+    def unregister(self):
+        for sub in self.subs:
+            self.node.destroy_subscription(sub)
+"""
+
+
+def test_the_tf2_listener_is_released_on_deactivate(tmp_path, harness, tiny_model):
+    """Each activation creates a tf2 listener (where tf2_ros is installed); deactivate must release it, or the
+    /tf subscriptions pile up with every re-activation."""
+    standin = tmp_path / "site" / "tf2_ros"
+    standin.mkdir(parents=True)
+    (standin / "__init__.py").write_text(TF2_STANDIN)
+    name = "tf_seg"
+    p = NodeProcess(tmp_path, {"model_path": tiny_model, "use_tf": True}, {"image": "/tfc/image", "__node": name},
+                    name, env={"PYTHONPATH": str(standin.parent)})  # fmt: skip
+
+    def tf_readers() -> int:
+        return harness.node.count_subscribers("/tf") + harness.node.count_subscribers("/tf_static")
+
+    try:
+        assert harness.spin_until(lambda: tf_readers() == 2, 30), p.output()
+        for _ in range(2):
+            assert _transition(harness, name, Transition.TRANSITION_DEACTIVATE)
+            assert harness.spin_until(lambda: tf_readers() == 0, 10), "the tf2 listener outlived deactivate"
+            assert _transition(harness, name, Transition.TRANSITION_ACTIVATE)
+            assert harness.spin_until(lambda: tf_readers() == 2, 10)
+        harness.spin_until(lambda: False, 1.0)
+        assert tf_readers() == 2  # one listener, not one per activation
+    finally:
+        assert p.stop() == 0, p.output()

@@ -33,13 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def harness():
-    h = Harness("test_node_client")
-    yield h
-    h.close()
-
-
-@pytest.fixture(scope="module")
 def raw_node(tmp_path_factory, tiny_model):
     tmp = tmp_path_factory.mktemp("raw_node")
     p = NodeProcess(tmp, {"model_path": tiny_model, "max_pixels": MAX_PIXELS, "device": "cpu"}, {"image": "/cam/image"})

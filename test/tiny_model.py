@@ -125,3 +125,27 @@ def brightness_torchscript(path: Path, size: int = 64) -> Path:
     traced = torch.jit.trace(conv.eval(), torch.zeros(1, 3, size, size))
     torch.jit.save(traced, str(path), _extra_files={"ai4mars_perception.json": meta.to_json()})
     return path
+
+
+def gradient_model(path: Path, size: int = 64) -> Path:
+    """A model that is not mirror-symmetric: logit_k = w_k * (x[j+1] - x[j-1]) + k * 0.01, a horizontal gradient
+    detector (an odd 1x3 kernel), so its prediction on a mirrored frame, mirrored back, is the negated gradient."""
+    spec = InputSpec(height=size, width=size)
+    w = np.zeros((4, 3, 1, 3), np.float32)
+    w[:, 0, 0, 0], w[:, 0, 0, 2] = -1.0, 1.0
+    w *= np.array([1.0, -1.0, 2.0, -2.0], np.float32)[:, None, None, None]
+    b = np.arange(4, dtype=np.float32) * 0.01
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["logits"], pads=[0, 1, 0, 1])],
+        "gradient",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMetadata(model_version="test-gradient-1", architecture="test: 1x3 odd conv", input=spec)
+    helper.set_model_props(model, {"ai4mars_perception": meta.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -1,16 +1,19 @@
 """``terrain_segmentation``: a lifecycle node, the thin rclpy layer over the core frame pipeline.
 
-configure = load and check the model; activate = subscribe ``image`` (sensor_msgs/Image) or ``image/compressed``
-and publish ``~/mask``, ``~/overlay`` (only while subscribed), ``~/traversability``; deactivate = stop subscribing;
-cleanup = release the model. ``/diagnostics`` from configure to cleanup. With ``autostart`` (default) the node
-configures and activates itself, so ``ros2 run`` behaves like a plain node. Only the newest frame is processed.
+configure = load and check the model, create the publishers; activate = subscribe ``image`` (sensor_msgs/Image)
+or ``image/compressed`` (and ``camera_info``, tf2 where installed) and publish ``~/mask``, ``~/traversability``,
+and, only while someone subscribes, ``~/overlay``, ``~/confidence`` and ``~/costmap``; deactivate = stop
+subscribing; cleanup = release the model. ``/diagnostics`` from configure to cleanup. With ``autostart``
+(default) the node configures and activates itself, so ``ros2 run`` behaves like a plain node.
+
+The node holds the lifecycle only: the newest-frame worker (:mod:`~ai4mars_perception.ros.frame_worker`) and the
+subscription that follows the publishers' QoS (:mod:`~ai4mars_perception.ros.input`) are classes of their own.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 
 import rclpy
@@ -18,7 +21,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -31,8 +33,10 @@ from ai4mars_perception.core.segmenter import InferenceError, ModelLoadError
 from ai4mars_perception.ros.camera import CameraGeometry
 from ai4mars_perception.ros.diagnostics import FrameStats
 from ai4mars_perception.ros.environment import prepare_ros_environment
+from ai4mars_perception.ros.frame_worker import LatestFrameWorker
+from ai4mars_perception.ros.input import FollowingSubscription
 from ai4mars_perception.ros.messages import LAZY, OUTPUTS, result_messages
-from ai4mars_perception.ros.qos import choose_reliability, input_qos, output_qos
+from ai4mars_perception.ros.qos import output_qos
 
 MESSAGE_TYPES = {"mask": Image, "overlay": Image, "traversability": PointCloud2, "confidence": Image,
                  "costmap": OccupancyGrid}  # fmt: skip
@@ -48,25 +52,20 @@ def _descriptor(p: Param) -> ParameterDescriptor:
 
 
 class TerrainSegmentationNode(LifecycleNode):
-    """Lifecycle wrapper around the frame pipeline with latest-frame-only processing."""
+    """Lifecycle wrapper around the frame pipeline."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for name, p in PARAMETERS.items():
             self.declare_parameter(name, p.default, _descriptor(p))
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self.pipeline: Pipeline | None = None
         self.stats = FrameStats()
         self.last_error = ""
-        self._sub = self._reliability = self._worker = self._diag_timer = self._qos_timer = self._camera = None
-        self._retiring: list = []  # subscriptions replaced by a QoS change, kept until the new one is matched
-        self._switched = 0.0
-        self._last_key: tuple | None = None
-        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._pubs: dict[str, object] = {}
-        self._slot: tuple[object, float] | None = None
-        self._cond = threading.Condition()
-        self._running = False
+        self._diag_timer = self._input = self._camera = None
+        self._worker = LatestFrameWorker(self._process_safely)
 
     def param(self, name: str):
         return self.get_parameter(name).value
@@ -87,21 +86,22 @@ class TerrainSegmentationNode(LifecycleNode):
         self._pubs = {n: self.create_lifecycle_publisher(MESSAGE_TYPES[n], f"~/{n}", output_qos()) for n in OUTPUTS}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = float(self.param("diagnostics_period"))
-        self._diag_timer = self.create_timer(period, self._publish_diagnostics, clock=self._steady)
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics, clock=self.steady_clock)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="segmentation", daemon=True)
         self._worker.start()
-        self._subscribe(choose_reliability(self.param("input_reliability"), [], None))
-        self._camera = CameraGeometry(self, self._sub.topic_name, bool(self.param("use_tf")))
-        self._qos_timer = self.create_timer(0.25, self._follow_publishers, clock=self._steady)
-        self._follow_publishers()
+        compressed = self.param("transport") == "compressed"
+        self._input = FollowingSubscription(
+            self, CompressedImage if compressed else Image, "image/compressed" if compressed else "image",
+            self.param("input_reliability"), int(self.param("input_depth")), self._on_frame,
+            self._on_incompatible_qos, self._on_message_lost,
+        )  # fmt: skip
+        self._camera = CameraGeometry(self, self._input.topic_name, bool(self.param("use_tf")))
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
+        self.stop_input()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -109,27 +109,19 @@ class TerrainSegmentationNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_input()
+        self.stop_input()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    def _stop_input(self) -> None:
-        for attr in ("_qos_timer",):
-            if getattr(self, attr) is not None:
-                self.destroy_timer(getattr(self, attr))
-                setattr(self, attr, None)
-        for sub in [*self._retiring, *([self._sub] if self._sub is not None else [])]:
-            self.destroy_subscription(sub)
-        self._retiring, self._sub, self._reliability = [], None, None
+    def stop_input(self) -> None:
+        """Stop subscribing (image, camera_info, tf2) and processing; what deactivate does. Safe to repeat."""
+        if self._input is not None:
+            self._input.destroy()
+            self._input = None
         if self._camera is not None:
             self._camera.destroy()
             self._camera = None
-        with self._cond:
-            self._running, self._slot = False, None
-            self._cond.notify()
-        if self._worker is not None:
-            self._worker.join(timeout=5.0)
-            self._worker = None
+        self._worker.stop()
 
     def _release(self) -> None:
         if self._diag_timer is not None:
@@ -141,78 +133,29 @@ class TerrainSegmentationNode(LifecycleNode):
         self.pipeline = None
 
     # -- input --------------------------------------------------------------------------------
-    def _subscribe(self, reliability: str) -> None:
-        """Subscribe with ``reliability``; a replaced subscription keeps delivering until the new one has matched
-        the publishers, so no frame is lost to the switch (duplicates are recognised by stamp and frame)."""
-        if self._sub is not None:
-            self._retiring.append(self._sub)
-            self._switched = time.monotonic()
-        compressed = self.param("transport") == "compressed"
-        events = SubscriptionEventCallbacks(
-            incompatible_qos=self._on_incompatible_qos, message_lost=self._on_message_lost
-        )
-        self._sub = self.create_subscription(
-            CompressedImage if compressed else Image,
-            "image/compressed" if compressed else "image",
-            self._on_frame,
-            input_qos(reliability, int(self.param("input_depth"))),
-            event_callbacks=events,
-        )
-        self._reliability = reliability
-        self.get_logger().info(f"subscribed {self._sub.topic_name} with {reliability} QoS")
-
-    def _follow_publishers(self) -> None:
-        if self._sub is None:
-            return
-        # keep the old subscription a second past the new one's match: the publisher may see the new reader later
-        since = time.monotonic() - self._switched
-        if self._retiring and ((self._sub.get_publisher_count() > 0 and since > 1.0) or since > 3.0):
-            for sub in self._retiring:
-                self.destroy_subscription(sub)
-            self._retiring = []
-        publishers = self.get_publishers_info_by_topic(self._sub.topic_name)
-        wanted = choose_reliability(self.param("input_reliability"), publishers, self._reliability)
-        if wanted != self._reliability:
-            self._subscribe(wanted)
-
-    def _on_incompatible_qos(self, event) -> None:
+    def _on_incompatible_qos(self) -> None:
         with self.stats.lock:
             self.stats.qos_incompatible += 1
-        self.get_logger().warn(f"a publisher of {self._sub.topic_name} has incompatible QoS", throttle_duration_sec=5)
+        self.get_logger().warn(f"a publisher of {self._input.topic_name} has incompatible QoS", throttle_duration_sec=5)
 
-    def _on_message_lost(self, event) -> None:
+    def _on_message_lost(self, count: int) -> None:
         with self.stats.lock:
-            self.stats.lost += int(event.total_count_change)
+            self.stats.lost += count
 
     def _on_frame(self, msg) -> None:
         now = time.monotonic()
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
-        if self._retiring and key == self._last_key:
-            return  # the same frame through the old and the new subscription during a QoS switch
-        self._last_key = key
-        with self._cond:
-            dropped = self._slot is not None
-            self._slot = (msg, now)
-            self._cond.notify()
-        self.stats.arrived(now, dropped)
+        self.stats.arrived(now, self._worker.offer(msg, now))
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while self._slot is None and self._running:
-                    self._cond.wait(0.5)
-                if not self._running:
-                    return
-                msg, arrived = self._slot
-                self._slot = None
-            try:
-                self._process(msg, arrived)
-            except ImageDecodeError as e:
-                self._record_error(f"bad frame: {e}")
-            except InferenceError as e:
-                self._record_error(f"bad model output: {e}")
-            except Exception as e:  # keep the node alive; count and report
-                self._record_error(f"processing failed: {type(e).__name__}: {e}")
+    def _process_safely(self, msg, arrived: float) -> None:
+        """The worker's call: one frame; any failure is counted and reported, and the node goes on."""
+        try:
+            self._process(msg, arrived)
+        except ImageDecodeError as e:
+            self._record_error(f"bad frame: {e}")
+        except InferenceError as e:
+            self._record_error(f"bad model output: {e}")
+        except Exception as e:  # keep the node alive; count and report
+            self._record_error(f"processing failed: {type(e).__name__}: {e}")
 
     def _record_error(self, text: str) -> None:
         self.stats.error(text)
@@ -249,8 +192,8 @@ class TerrainSegmentationNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         pipeline = self.pipeline
         extra = {
-            "lifecycle_state": "active" if self._running else "inactive",
-            "input_reliability": self._reliability or "none",
+            "lifecycle_state": "active" if self._worker.running else "inactive",
+            "input_reliability": (self._input.reliability if self._input is not None else None) or "none",
             "camera_geometry": self._camera.source if self._camera is not None else "",
             "provider": pipeline.segmenter.provider if pipeline else "",
             "model_version": pipeline.metadata.model_version if pipeline else "",
@@ -279,7 +222,7 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._stop_input()
+        node.stop_input()
         node.destroy_node()
         rclpy.try_shutdown()
     return code

@@ -22,13 +22,14 @@ def choose_reliability(setting: str, publishers: list, current: str | None) -> s
 
     ``auto``: reliable when every discovered publisher of the topic is reliable (a reliable subscription then
     gets retransmissions, which 1 MiB frames over UDP need), best effort when any is best effort (a reliable
-    subscription would not match it); with no publisher, keep ``current`` (best effort at first).
+    subscription would not match it); with no publisher, keep ``current`` (reliable at first: see
+    :class:`~ai4mars_perception.ros.input.FollowingSubscription`).
     """
     if setting != "auto":
         return setting
     kinds = {p.qos_profile.reliability for p in publishers}
     if not kinds:
-        return current or "best_effort"
+        return current or "reliable"
     return "reliable" if kinds == {ReliabilityPolicy.RELIABLE} else "best_effort"
 
 

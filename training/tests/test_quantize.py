@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ai4mars_training.cli import main
+from tiny_model import brightness_model
 
 from ai4mars_perception.core.segmenter import Segmenter
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "test"))
-from tiny_model import brightness_model  # noqa: E402
 
 
 def test_quantize_keeps_the_contract_and_reports(synthetic_set, tmp_path):
