@@ -31,6 +31,23 @@ def _normalised(level: float, spec: InputSpec) -> float:
     return (level * spec.scale - spec.mean[0]) / spec.std[0]
 
 
+def _save(path: Path, name: str, nodes: list, inits: list, classes: int, meta: ModelMetadata) -> Path:
+    """Write a one-input (``x``), one-output (``logits``) opset-17 model with our metadata; returns ``path``."""
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes, "H", "W"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"ai4mars_perception": meta.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def brightness_model(
     path: Path, size: int = 64, null_class: bool = False, slow_layers: int = 0, slow_channels: int = 24
 ) -> Path:
@@ -58,25 +75,9 @@ def brightness_model(
         nodes.append(helper.make_node("Add", ["fast", "zero"], ["logits"]))
     else:
         nodes.append(helper.make_node("Conv", [src, "w", "b"], ["logits"]))
-    graph = helper.make_graph(
-        nodes,
-        "brightness",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k, "H", "W"])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    meta = ModelMetadata(
-        model_version="test-brightness-1",
-        architecture="test: 1x1 conv on brightness",
-        input=spec,
-        null_class=4 if null_class else None,
-    )
-    helper.set_model_props(model, {"ai4mars_perception": meta.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    meta = ModelMetadata(model_version="test-brightness-1", architecture="test: 1x1 conv on brightness", input=spec,
+                         null_class=4 if null_class else None)  # fmt: skip
+    return _save(path, "brightness", nodes, inits, k, meta)
 
 
 def nan_model(path: Path, size: int = 64) -> Path:
@@ -92,20 +93,8 @@ def nan_model(path: Path, size: int = 64) -> Path:
         helper.make_node("Sqrt", ["gray"], ["root"]),
         helper.make_node("Div", ["root", "zero"], ["logits"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "nan",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     meta = ModelMetadata(model_version="test-nan-1", architecture="test: NaN/Inf logits", input=spec)
-    helper.set_model_props(model, {"ai4mars_perception": meta.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return _save(path, "nan", nodes, inits, 4, meta)
 
 
 def brightness_torchscript(path: Path, size: int = 64) -> Path:
@@ -135,17 +124,6 @@ def gradient_model(path: Path, size: int = 64) -> Path:
     w[:, 0, 0, 0], w[:, 0, 0, 2] = -1.0, 1.0
     w *= np.array([1.0, -1.0, 2.0, -2.0], np.float32)[:, None, None, None]
     b = np.arange(4, dtype=np.float32) * 0.01
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w", "b"], ["logits"], pads=[0, 1, 0, 1])],
-        "gradient",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4, "H", "W"])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     meta = ModelMetadata(model_version="test-gradient-1", architecture="test: 1x3 odd conv", input=spec)
-    helper.set_model_props(model, {"ai4mars_perception": meta.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    node = helper.make_node("Conv", ["x", "w", "b"], ["logits"], pads=[0, 1, 0, 1])
+    return _save(path, "gradient", [node], [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")], 4, meta)

@@ -36,7 +36,8 @@ class Timings:
 
 
 class Segmenter:
-    """Loads an ONNX model with its metadata and segments grayscale frames of any size.
+    """Runs a model through its backend (:func:`~ai4mars_perception.core.model.backends.load_backend`: ONNX Runtime,
+    or PyTorch for a float ONNX file, a TorchScript export or a learner) and segments grayscale frames of any size.
 
     Preprocessing matches training: resize to the model input, replicate gray to the input channels,
     scale to [0, 1] and normalise with the stored mean/std. Postprocessing takes the arg-max class at

@@ -19,7 +19,6 @@ import numpy as np
 
 from ai4mars_perception.core.model.metadata import (
     METADATA_KEY,
-    InputSpec,
     MetadataError,
     ModelLoadError,
     ModelMetadata,
@@ -84,20 +83,6 @@ class OnnxRuntimeBackend:
         return self.session.run([self._output_name], {self._input_name: batch.astype(self.input_dtype)})[0]
 
 
-def _learner_metadata(learn, path: Path) -> ModelMetadata:
-    """Metadata of a fastai segmentation learner (the reference notebook's): classes from the network's output
-    channels (5 = with the null class), input size from its Resize transform (else 256), ImageNet statistics."""
-    import torch
-
-    with torch.no_grad():
-        n_out = int(learn.model.eval()(torch.zeros(1, 3, 64, 64)).shape[1])
-    if n_out not in (4, 5):
-        raise ModelLoadError(f"{path} predicts {n_out} classes; AI4Mars models predict 4 (or 5 with a null class)")
-    size = next((int(t.size[0]) for t in getattr(learn.dls.after_item, "fs", []) if type(t).__name__ == "Resize"), 256)
-    return ModelMetadata(model_version=f"fastai-learner:{path.name}", null_class=4 if n_out == 5 else None,
-                         input=InputSpec(height=size, width=size))  # fmt: skip
-
-
 class TorchBackend:
     """A float ONNX export (converted), a TorchScript export (``model.pt``) or, with ``allow_pickle``, a fastai
     learner ``.pkl``, run by PyTorch."""
@@ -122,10 +107,10 @@ class TorchBackend:
                     f"{path} is a pickled fastai learner: loading it runs code from the file; "
                     "set allow_pickle (node parameter) or pass --allow-pickle only for files you trust"
                 )
-            from ai4mars_perception.core.model.fastai_learner import load_learner_file
+            from ai4mars_perception.core.model.fastai_learner import learner_metadata, load_learner_file
 
             learn = load_learner_file(path)
-            self.metadata, self.model = _learner_metadata(learn, path), learn.model
+            self.metadata, self.model = learner_metadata(learn, path), learn.model
         elif path.suffix == ".onnx":  # a float ONNX export, converted at load time
             from ai4mars_perception.core.model.onnx_torch import torch_module_from_onnx
 

@@ -26,17 +26,17 @@ def open_model(
     """An ONNX file directly; a learner .pkl is exported to a temporary ONNX first (same core either way)."""
     tmp = None
     if model.suffix == ".pkl":
-        from ai4mars_perception.core.model.metadata import InputSpec, ModelMetadata
-        from ai4mars_training.export.export import export_onnx, learner_classes, learner_input_size, load_learner_file
+        from ai4mars_perception.core.model.fastai_learner import learner_metadata
+        from ai4mars_training.export.export import export_onnx, load_learner_file
 
         learn = load_learner_file(model)
-        _, null = learner_classes(learn)
+        try:
+            meta = learner_metadata(learn, model, f"learner:{model.name}")
+        except ModelLoadError as e:
+            raise TrainingError(str(e)) from None
         tmp = tempfile.TemporaryDirectory()
         onnx_path = Path(tmp.name) / "model.onnx"
-        size = learner_input_size(learn, model)
-        spec = InputSpec(height=size, width=size)
-        meta = ModelMetadata(model_version=f"learner:{model.name}", null_class=4 if null else None, input=spec)
-        export_onnx(learn.model, onnx_path, size, meta)
+        export_onnx(learn.model, onnx_path, meta.input.height, meta)
         model = onnx_path
     try:
         return Segmenter(model, device, flip_tta=flip_tta), tmp

@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from ai4mars_perception.core.classes import NULL_CLASS_NAME, TERRAIN_CLASSES
+from ai4mars_perception.core.model.fastai_learner import learner_input_size, learner_outputs
 from ai4mars_perception.core.model.metadata import METADATA_KEY, InputSpec, ModelLoadError, ModelMetadata
 from ai4mars_perception.core.model.parity import compare_logits
 from ai4mars_perception.core.segmenter import Segmenter
@@ -35,23 +36,11 @@ def load_learner_file(path: Path):
 
 def learner_classes(learn) -> tuple[int, bool]:
     """(number of outputs, whether the last output is a null class) of a segmentation learner."""
-    with torch.no_grad():
-        out = learn.model.eval()(torch.zeros(1, 3, 64, 64))
-    n_out = int(out.shape[1])
-    if n_out not in (4, 5):
-        raise TrainingError(f"the learner predicts {n_out} classes; AI4Mars models predict 4 (or 5 with a null class)")
+    try:
+        n_out = learner_outputs(learn)
+    except ModelLoadError as e:
+        raise TrainingError(str(e)) from None
     return n_out, n_out == 5
-
-
-def learner_input_size(learn, pkl: Path) -> int:
-    """The size a learner was trained at: its run.json (written by fit), a fastai Resize, or 256."""
-    run = pkl.parent / "run.json"
-    if run.is_file():
-        return int(json.loads(run.read_text())["config"]["size"])
-    for tfm in getattr(learn.dls.after_item, "fs", []):
-        if type(tfm).__name__ == "Resize":
-            return int(tfm.size[0])
-    return 256
 
 
 def export_onnx(model: torch.nn.Module, path: Path, size: int, meta: ModelMetadata) -> None:

@@ -160,10 +160,10 @@ CANDIDATES = {
 
 #: ONNX Runtime session settings compared on the fp32 model and the chosen int8 one: (threads, level, spinning).
 SESSION_SETTINGS = {
-    "2 threads, all, spinning": (0, "all", True),
-    "2 threads, all, no spinning": (0, "all", False),
-    "2 threads, extended, spinning": (0, "extended", True),
-    "2 threads, basic, spinning": (0, "basic", True),
+    "a thread per core, all, spinning": (0, "all", True),
+    "a thread per core, all, no spinning": (0, "all", False),
+    "a thread per core, extended, spinning": (0, "extended", True),
+    "a thread per core, basic, spinning": (0, "basic", True),
     "1 thread, all": (1, "all", False),
 }
 
