@@ -55,11 +55,17 @@ class Harness:
 
 
 class NodeProcess:
-    """terrain_segmentation started through its console script, with a log file for failures."""
+    """terrain_segmentation started through its console script, with a log file for failures.
+
+    ``use_geometry`` is false unless a test sets it (or passes a params file): the closed-form tests check the class
+    of every pixel of small synthetic frames, which the flat-ground range cut would otherwise trim at the top;
+    the geometry itself is tested in test_validity.py and by the nodes that turn it on."""
 
     def __init__(self, tmp: Path, params: dict, remaps: dict | None = None, name: str = "node",
                  env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.log = tmp / f"{name}.log"
+        if "params_file" not in params:
+            params = {"use_geometry": False, **params}
         self.proc = start_node(params, remaps, {**child_env(), **(env or {})}, self.log)
 
     def alive(self) -> bool:

@@ -73,7 +73,7 @@ def test_fixed_window_and_camera_model_scaling():
 
 
 def test_the_lookup_is_rebuilt_only_when_camera_or_pose_change(tiny_model):
-    pipe = Pipeline(PipelineConfig(model_path=str(tiny_model), device="cpu"))
+    pipe = Pipeline(PipelineConfig(model_path=str(tiny_model), device="cpu", use_geometry=False))
     first = pipe.projector((128, 128))
     assert pipe.projector((128, 128)) is first
     pipe.update({"camera_pitch": 40.0})
@@ -89,7 +89,7 @@ def test_the_lookup_is_rebuilt_only_when_camera_or_pose_change(tiny_model):
 def test_confidence_is_the_softmax_maximum(tiny_model, navcam_frames):
     from ai4mars_perception.core.image_codec import read_image_file
 
-    pipe = Pipeline(PipelineConfig(model_path=str(tiny_model), device="cpu"))
+    pipe = Pipeline(PipelineConfig(model_path=str(tiny_model), device="cpu", use_geometry=False))
     frame = read_image_file(navcam_frames[0])
     result = pipe.process(frame)
     z = result.logits.astype(np.float64)

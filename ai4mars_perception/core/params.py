@@ -14,7 +14,7 @@ from typing import Any
 NODE_NAME = "terrain_segmentation"
 
 
-GROUPS = ("model", "input", "output", "traversability", "ground", "node")
+GROUPS = ("model", "validity", "input", "output", "traversability", "ground", "node")
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,28 @@ PARAMETERS: dict[str, Param] = {
     "max_pixels": Param("model", 4096 * 4096, "frames larger than this many pixels are rejected (before decoding)",
                         range=(1, 1 << 28)),
     "rover_mask_path": Param("model", "", "optional image; non-zero pixels (rover body) are reported unknown (255)"),
-    # -- input: the image subscription (the node only)
+    # -- validity: which pixels can be terrain at all (PipelineConfig)
+    "use_geometry": Param("validity", True, "pixels whose ray misses the ground (sky) or meets it beyond max_range "
+                          "are unknown (flat ground from camera_info/tf2 or the camera_* parameters; with depth, "
+                          "its 3D points)", True),
+    "max_range": Param("validity", 30.0, "pixels farther than this from the camera are unknown, m (AI4Mars labels "
+                       "stop at 30 m)", True, (0.5, 1000.0)),
+    # -- input: the image subscription and its side inputs (the node only)
     "transport": Param("input", "raw", "raw: subscribe image (sensor_msgs/Image); compressed: image/compressed",
                        choices=("raw", "compressed")),
     "input_reliability": Param("input", "auto", "input QoS reliability: auto (follow the publishers), best_effort "
                                "or reliable", choices=("auto", "best_effort", "reliable")),
     "input_depth": Param("input", 1, "input QoS history depth", range=(1, 100)),
+    "use_exclusion_mask": Param("input", False, "also subscribe exclusion_mask (mono8, the frame's size, non-zero = "
+                                "not terrain, e.g. the rover body from its kinematics), matched to frames by stamp"),
+    "use_depth": Param("input", False, "also subscribe depth (32FC1 m or 16UC1 mm, aligned with the camera), matched "
+                       "to frames by stamp: real range, 3D points for the costmap and the cloud"),
+    "side_input_timeout": Param("input", 0.2, "how long a frame waits for its exclusion mask or depth, s (then it is "
+                                "processed without, and diagnostics say so)", range=(0.0, 5.0)),
     # -- output: the published images (PipelineConfig)
     "overlay_alpha": Param("output", 0.5, "overlay opacity of class colours", True, _UNIT),
+    "cloud_decimation": Param("output", 4, "~/ground_cloud keeps every N-th pixel in both directions (1: organized "
+                              "like the image)", True, (1, 64)),
     # -- traversability: the verdicts (TraversabilityConfig)
     "go_min_traversable": Param("traversability", 0.8, "verdict go needs at least this traversable fraction",
                                 True, _UNIT),

@@ -6,6 +6,7 @@ The node, ``bag process``, ``segment`` and the demo all run frames through :clas
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ai4mars_perception.core.classes import IGNORE_INDEX
 from ai4mars_perception.core.image_codec import gray_from_message, read_image_file
 from ai4mars_perception.core.model.backends import wants_float_model
 from ai4mars_perception.core.model.shipped import default_model_path
@@ -21,6 +23,7 @@ from ai4mars_perception.core.params import PARAMETERS, ParamsError, check_values
 from ai4mars_perception.core.projection import CameraModel, GroundProjector, rotation_from_angles
 from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, Timings
 from ai4mars_perception.core.traversability import FrameSummary, TraversabilityConfig, summarize, summary_to_array
+from ai4mars_perception.core.validity import GroundGeometry, SideInputs, depth_points, valid_terrain
 
 
 class GroundConfig(config_base("_GroundFields", "ground")):
@@ -36,9 +39,9 @@ _NESTED = [("traversability", TraversabilityConfig, field(default_factory=Traver
            ("ground", GroundConfig, field(default_factory=GroundConfig))]  # fmt: skip
 
 
-class PipelineConfig(config_base("_PipelineFields", "model", "output", extra=_NESTED)):
-    """What the pipeline needs from the parameter table: the ``model`` and ``output`` groups as fields, the
-    ``traversability`` and ``ground`` groups as nested configs (all generated from the table, defaults included).
+class PipelineConfig(config_base("_PipelineFields", "model", "validity", "output", extra=_NESTED)):
+    """What the pipeline needs from the parameter table: the ``model``, ``validity`` and ``output`` groups as fields,
+    the ``traversability`` and ``ground`` groups as nested configs (all generated from the table, defaults included).
     Ranges are the table's, checked in :func:`~ai4mars_perception.core.params.check_value`."""
 
     @classmethod
@@ -52,12 +55,12 @@ class PipelineConfig(config_base("_PipelineFields", "model", "output", extra=_NE
         except ValueError as e:
             raise ParamsError(str(e)) from None
         ground = GroundConfig(**{k: v[k] for k in group_names("ground")})
-        return cls(**{k: v[k] for k in group_names("model", "output")}, traversability=trav, ground=ground)
+        return cls(**{k: v[k] for k in group_names("model", "validity", "output")}, traversability=trav, ground=ground)
 
     def values(self) -> dict[str, Any]:
         """Every parameter value this config holds, by name."""
-        return {**{k: getattr(self, k) for k in group_names("model", "output")}, **vars(self.traversability),
-                **vars(self.ground)}  # fmt: skip
+        flat = {k: getattr(self, k) for k in group_names("model", "validity", "output")}
+        return {**flat, **vars(self.traversability), **vars(self.ground)}
 
     def with_values(self, values: dict[str, Any]) -> PipelineConfig:
         """A copy with dynamic values changed (overlay_alpha, thresholds, camera pose, grid); raises
@@ -66,7 +69,8 @@ class PipelineConfig(config_base("_PipelineFields", "model", "output", extra=_NE
         if fixed:
             raise ParamsError(f"{', '.join(sorted(fixed))} cannot change while running")
         new = PipelineConfig.from_values({**self.values(), **values})
-        return replace(self, overlay_alpha=new.overlay_alpha, traversability=new.traversability, ground=new.ground)
+        dynamic = {k: getattr(new, k) for k in group_names("validity", "output")}
+        return replace(self, **dynamic, traversability=new.traversability, ground=new.ground)
 
     def resolved_model_path(self) -> str:
         """The model file: ``model_path``, or when it is empty the shipped default for this device and backend
@@ -86,6 +90,8 @@ class FrameResult:
     timings: Timings
     config: PipelineConfig
     segmenter: Segmenter
+    points: np.ndarray | None = None  # (H, W, 3) optical-frame points of the pixels: depth, else flat ground
+    from_depth: bool = False
 
     @cached_property
     def confidence(self) -> np.ndarray:
@@ -108,8 +114,22 @@ class FrameResult:
         return summary_to_array(self.summary)
 
     def costmap(self, projector: GroundProjector) -> np.ndarray:
-        """int8 cost grid (-1 unknown, 0..100) of the mask projected onto the ground by ``projector``."""
+        """int8 cost grid (-1 unknown, 0..100) of the mask on the ground: each labelled pixel at its 3D point when
+        the frame came with depth (a rock face lands at the rock), else by ``projector``'s flat-ground lookup."""
+        if self.from_depth and self.points is not None:
+            return projector.costmap_from_points(self.mask, self.points)
         return projector.costmap(self.mask)
+
+    def ground_cloud(self) -> np.ndarray:
+        """``(h, w, 3)`` float32 points in the camera's optical frame, every ``cloud_decimation``-th pixel in both
+        directions (organized like the image); NaN where the pixel is unknown."""
+        d = self.config.cloud_decimation
+        mask = self.mask[::d, ::d]
+        if self.points is None:
+            return np.full((*mask.shape, 3), np.nan, np.float32)
+        cloud = self.points[::d, ::d].copy()
+        cloud[mask == IGNORE_INDEX] = np.nan
+        return cloud
 
 
 def read_rover_mask(path: str) -> np.ndarray:
@@ -136,6 +156,7 @@ class Pipeline:
             self.segmenter.set_rover_mask(read_rover_mask(config.rover_mask_path))
         self.config = config
         self._projector: GroundProjector | None = None
+        self._ground: GroundGeometry | None = None
 
     @property
     def metadata(self):
@@ -146,20 +167,51 @@ class Pipeline:
         """Change dynamic values (overlay_alpha, thresholds) for the next frames; raises :class:`ParamsError`."""
         self.config = self.config.with_values(values)
 
-    def process_message(self, msg) -> FrameResult:
+    def process_message(self, msg, side: SideInputs | None = None, camera: CameraModel | None = None,
+                        pose=None) -> FrameResult:  # fmt: skip
         """Decode an Image or CompressedImage message (rclpy or rosbags; size checked against max_pixels before
         decoding) and segment it; raises :class:`~ai4mars_perception.core.image_codec.ImageDecodeError`."""
-        return self.process(gray_from_message(msg, self.config.max_pixels))
+        return self.process(self.decode(msg), side, camera, pose)
 
-    def process_file(self, path) -> FrameResult:
+    def decode(self, msg) -> np.ndarray:
+        """An Image or CompressedImage message as a uint8 gray frame (size checked before decoding)."""
+        return gray_from_message(msg, self.config.max_pixels)
+
+    def process_file(self, path, side: SideInputs | None = None) -> FrameResult:
         """Read an image file (any format OpenCV/Pillow read; size checked first) and segment it."""
-        return self.process(read_image_file(path, self.config.max_pixels))
+        return self.process(read_image_file(path, self.config.max_pixels), side)
 
-    def process(self, gray: np.ndarray) -> FrameResult:
-        """Segment one uint8 gray frame."""
+    def process(self, gray: np.ndarray, side: SideInputs | None = None, camera: CameraModel | None = None,
+                pose=None) -> FrameResult:  # fmt: skip
+        """Segment one uint8 gray frame; pixels that cannot be terrain (:mod:`~ai4mars_perception.core.validity`:
+        beyond range or sky by the camera geometry or the depth, excluded by a mask) become unknown (255).
+        ``camera`` (CameraInfo intrinsics) and ``pose`` (tf2) default to the camera_* parameters."""
         config, timings = self.config, Timings()
         mask, logits = self.segmenter.run(gray, timings)
-        return FrameResult(gray, mask, logits, timings, config, self.segmenter)
+        t0 = time.perf_counter()
+        ground = self.ground(gray.shape[:2], camera, pose)
+        depth = side.depth if side is not None else None
+        points = depth_points(ground.camera, depth) if depth is not None else ground.points
+        valid = valid_terrain(config.max_range, ground if config.use_geometry else None, side,
+                              points if depth is not None else None)  # fmt: skip
+        if valid is not None:
+            mask[~valid] = IGNORE_INDEX
+        timings.validity = time.perf_counter() - t0
+        return FrameResult(gray, mask, logits, timings, config, self.segmenter, points, depth is not None)
+
+    def ground(self, shape: tuple[int, int], camera: CameraModel | None = None, pose=None) -> GroundGeometry:
+        """The flat-ground geometry of frames of ``shape`` (rebuilt only when the camera or pose changes)."""
+        camera, rotation, position = self._camera(shape, camera, pose)
+        if self._ground is None or self._ground.key != GroundGeometry.key_of(camera, rotation, position):
+            self._ground = GroundGeometry(camera, rotation, position)
+        return self._ground
+
+    def _camera(self, shape: tuple[int, int], camera: CameraModel | None, pose):
+        g = self.config.ground
+        h, w = shape
+        camera = camera.scaled(w, h) if camera is not None else CameraModel.from_fov(w, h, g.camera_hfov)
+        rotation, position = pose if pose is not None else g.pose()
+        return camera, rotation, position
 
     def projector(self, shape: tuple[int, int], camera: CameraModel | None = None,
                   pose: tuple[np.ndarray, tuple[float, float, float]] | None = None) -> GroundProjector:  # fmt: skip
@@ -167,9 +219,7 @@ class Pipeline:
         camera_hfov parameter, pose from ``pose`` (tf2) or the camera_* parameters. Rebuilt only when one of
         them changes."""
         g = self.config.ground
-        h, w = shape
-        camera = camera.scaled(w, h) if camera is not None else CameraModel.from_fov(w, h, g.camera_hfov)
-        rotation, position = pose if pose is not None else g.pose()
+        camera, rotation, position = self._camera(shape, camera, pose)
         grid = (g.costmap_resolution, g.costmap_max_range, g.costmap_size)
         if self._projector is None or self._projector.key != GroundProjector.key_of(camera, rotation, position, *grid):
             self._projector = GroundProjector(camera, rotation, position, *grid)

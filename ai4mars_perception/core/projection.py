@@ -100,7 +100,8 @@ class GroundProjector:
             raise ValueError("the camera must be above the ground (height > 0)")
         if resolution <= 0 or max_range <= 0:
             raise ValueError("costmap resolution and range must be positive")
-        self.camera = camera
+        self.camera, self.rotation, self.position = camera, rotation, tuple(position)
+        self.max_range = max_range
         self.key = self.key_of(camera, rotation, position, resolution, max_range, size)
         u, v = np.meshgrid(np.arange(camera.width, dtype=np.float64), np.arange(camera.height, dtype=np.float64))
         rays = np.stack([(u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy, np.ones_like(u)], -1) @ rotation.T
@@ -171,3 +172,22 @@ class GroundProjector:
             costs = COST_LUT[mask.ravel()[self.pixels]]
             grid[self.cells] = np.maximum.reduceat(costs, self.starts).astype(np.int8)
         return grid.reshape(self.grid.height, self.grid.width)
+
+    def costmap_from_points(self, mask: np.ndarray, points: np.ndarray, stride: int = 2) -> np.ndarray:
+        """The grid of :meth:`costmap`, but each labelled pixel lands at its own 3D point (``points``: ``(H, W,
+        3)`` in the optical frame, NaN where unknown, e.g. from a depth image): a rock face fills the cells at the
+        rock, not the ground behind it. Every ``stride``-th pixel in both directions is placed."""
+        if mask.shape != points.shape[:2]:
+            raise ValueError(f"mask {mask.shape} and points {points.shape[:2]} differ in size")
+        m, pts = mask[::stride, ::stride].ravel(), points[::stride, ::stride].reshape(-1, 3).astype(np.float64)
+        costs = COST_LUT[m]
+        ground = pts @ self.rotation.T + np.asarray(self.position)
+        g = self.grid
+        col = np.floor((ground[:, 0] - g.origin_x) / g.resolution)
+        row = np.floor((ground[:, 1] - g.origin_y) / g.resolution)
+        reach = np.hypot(ground[:, 0] - self.position[0], ground[:, 1] - self.position[1]) <= self.max_range
+        keep = (costs >= 0) & np.isfinite(col) & np.isfinite(row) & reach
+        keep &= (col >= 0) & (col < g.width) & (row >= 0) & (row < g.height)
+        grid = np.full(g.width * g.height, -1, np.int16)
+        np.maximum.at(grid, (row[keep] * g.width + col[keep]).astype(np.int64), costs[keep])
+        return grid.astype(np.int8).reshape(g.height, g.width)

@@ -33,6 +33,7 @@ class Timings:
     preprocess: float = 0.0
     inference: float = 0.0
     postprocess: float = 0.0
+    validity: float = 0.0  # the pipeline's geometry, depth and exclusion-mask step
 
 
 class Segmenter:

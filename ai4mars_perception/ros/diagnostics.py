@@ -27,6 +27,8 @@ class FrameStats:
         self.completions: deque[float] = deque(maxlen=200)
         self.inference: deque[float] = deque(maxlen=50)
         self.latency: deque[float] = deque(maxlen=50)
+        # per side input (exclusion_mask, depth): frames it came with, frames it did not come for, unusable ones
+        self.side: dict[str, dict[str, int]] = {}
 
     def arrived(self, now: float, dropped: bool) -> None:
         with self.lock:
@@ -42,6 +44,12 @@ class FrameStats:
             self.completions.append(now)
             self.inference.append(inference_s)
             self.latency.append(now - arrived)
+
+    def side_input(self, name: str, outcome: str) -> None:
+        """Count a side input's ``outcome`` for one frame: ``matched``, ``missing`` or ``unusable``."""
+        with self.lock:
+            counts = self.side.setdefault(name, {"matched": 0, "missing": 0, "unusable": 0})
+            counts[outcome] += 1
 
     def error(self, text: str) -> None:
         with self.lock:
@@ -74,6 +82,7 @@ class FrameStats:
                 "inference_ms": f"{mean(self.inference):.1f}",
                 "latency_ms": f"{mean(self.latency):.1f}",
                 "seconds_since_input": "never" if self.last_input == 0.0 else f"{now - self.last_input:.1f}",
+                **{f"{name}_{k}": str(v) for name, counts in self.side.items() for k, v in counts.items()},
                 **extra,
             }
         return DiagnosticStatus(

@@ -55,6 +55,23 @@ def image_array(msg: Image) -> np.ndarray:
     return rows.reshape(msg.height, msg.width, channels) if channels == 3 else rows
 
 
+_SINGLE_CHANNEL = {"mono8": np.uint8, "8UC1": np.uint8, "mono16": np.uint16, "16UC1": np.uint16, "32FC1": np.float32}
+
+
+def image_array_any(msg) -> np.ndarray:
+    """A single-channel Image (mono8, 16UC1, 32FC1, ...; rclpy or rosbags) → ``(H, W)`` array in native byte
+    order, honouring ``step`` and ``is_bigendian``; raises ValueError for another encoding or short data."""
+    if msg.encoding not in _SINGLE_CHANNEL:
+        raise ValueError(f"unsupported encoding {msg.encoding!r} (expected one of {', '.join(_SINGLE_CHANNEL)})")
+    dtype = np.dtype(_SINGLE_CHANNEL[msg.encoding]).newbyteorder(">" if msg.is_bigendian else "<")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = bytes(msg.data)
+    if step < w * dtype.itemsize or len(data) < step * h:
+        raise ValueError(f"{w}x{h} {msg.encoding} image with step {step} holds {len(data)} bytes: too few")
+    rows = np.frombuffer(data, np.uint8, count=step * h).reshape(h, step)[:, : w * dtype.itemsize]
+    return np.ascontiguousarray(rows).view(dtype).reshape(h, w).astype(dtype.newbyteorder("="))
+
+
 def table_msg(table: np.ndarray, header: Header) -> PointCloud2:
     """Pack a traversability table (:data:`~ai4mars_perception.core.traversability.TABLE_DTYPE`) into a PointCloud2."""
     msg = PointCloud2()
@@ -78,6 +95,26 @@ def table_from_msg(msg: PointCloud2) -> np.ndarray:
     if names != TABLE_FIELDS or msg.point_step != TABLE_DTYPE.itemsize:
         raise ValueError(f"not an ai4mars traversability table: fields {names}")
     return np.frombuffer(bytes(msg.data), TABLE_DTYPE, count=msg.width * msg.height)
+
+
+def cloud_msg(points: np.ndarray, header: Header) -> PointCloud2:
+    """An organized PointCloud2 (``height`` x ``width`` like the image, decimated) of x, y, z float32 points in the
+    camera's optical frame (the image's frame_id); NaN where the pixel is unknown (``is_dense`` false)."""
+    h, w = points.shape[:2]
+    msg = PointCloud2()
+    msg.header = header
+    msg.height, msg.width = h, w
+    msg.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
+    msg.is_bigendian = False
+    msg.point_step, msg.row_step = 12, 12 * w
+    msg.is_dense = False
+    msg.data = np.ascontiguousarray(points, "<f4").tobytes()
+    return msg
+
+
+def cloud_from_msg(msg: PointCloud2) -> np.ndarray:
+    """``(height, width, 3)`` float32 points of a :func:`cloud_msg` cloud."""
+    return np.frombuffer(bytes(msg.data), "<f4", count=msg.height * msg.width * 3).reshape(msg.height, msg.width, 3)
 
 
 def occupancy_grid_msg(grid: np.ndarray, projector: GroundProjector, header: Header, frame_id: str):
@@ -106,8 +143,8 @@ def camera_model(info) -> CameraModel | None:
 
 
 #: every output of the node, in publishing order; the lazy ones are computed only while someone listens
-OUTPUTS = ("mask", "overlay", "traversability", "confidence", "costmap")
-LAZY = ("overlay", "confidence", "costmap")
+OUTPUTS = ("mask", "overlay", "traversability", "confidence", "costmap", "ground_cloud")
+LAZY = ("overlay", "confidence", "costmap", "ground_cloud")
 
 
 def result_messages(
@@ -123,6 +160,7 @@ def result_messages(
         "traversability": lambda: table_msg(result.table, header),
         "confidence": lambda: image_msg(result.confidence, "mono8", header),
         "costmap": lambda: occupancy_grid_msg(result.costmap(projector), projector, header, frame_id),
+        "ground_cloud": lambda: cloud_msg(result.ground_cloud(), header),
     }
     return ((name, build[name]()) for name in outputs)
 

@@ -30,6 +30,7 @@ from ai4mars_perception.core.image_codec import ImageDecodeError
 from ai4mars_perception.core.params import NODE_NAME, PARAMETERS, Param, ParamsError, check_value
 from ai4mars_perception.core.pipeline import Pipeline, PipelineConfig
 from ai4mars_perception.core.segmenter import InferenceError, ModelLoadError
+from ai4mars_perception.core.stamps import stamp_ns
 from ai4mars_perception.ros.camera import CameraGeometry
 from ai4mars_perception.ros.diagnostics import FrameStats
 from ai4mars_perception.ros.environment import prepare_ros_environment
@@ -37,9 +38,10 @@ from ai4mars_perception.ros.frame_worker import LatestFrameWorker
 from ai4mars_perception.ros.input import FollowingSubscription
 from ai4mars_perception.ros.messages import LAZY, OUTPUTS, result_messages
 from ai4mars_perception.ros.qos import output_qos
+from ai4mars_perception.ros.side_inputs import StampMatcher, side_inputs
 
 MESSAGE_TYPES = {"mask": Image, "overlay": Image, "traversability": PointCloud2, "confidence": Image,
-                 "costmap": OccupancyGrid}  # fmt: skip
+                 "costmap": OccupancyGrid, "ground_cloud": PointCloud2}  # fmt: skip
 
 
 def _descriptor(p: Param) -> ParameterDescriptor:
@@ -65,6 +67,7 @@ class TerrainSegmentationNode(LifecycleNode):
         self.last_error = ""
         self._pubs: dict[str, object] = {}
         self._diag_timer = self._input = self._camera = None
+        self._side: dict[str, tuple] = {}
         self._worker = LatestFrameWorker(self._process_safely)
 
     def param(self, name: str):
@@ -98,6 +101,12 @@ class TerrainSegmentationNode(LifecycleNode):
             self._on_incompatible_qos, self._on_message_lost,
         )  # fmt: skip
         self._camera = CameraGeometry(self, self._input.topic_name, bool(self.param("use_tf")))
+        self._side = {}  # side input name -> (its subscription, its stamp matcher)
+        for name, wanted in (("exclusion_mask", "use_exclusion_mask"), ("depth", "use_depth")):
+            if self.param(wanted):
+                matcher = StampMatcher()
+                sub = FollowingSubscription(self, Image, name, "auto", 4, matcher.put, lambda: None, lambda n: None)
+                self._side[name] = (sub, matcher)
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -121,6 +130,9 @@ class TerrainSegmentationNode(LifecycleNode):
         if self._camera is not None:
             self._camera.destroy()
             self._camera = None
+        for sub, _ in self._side.values():
+            sub.destroy()
+        self._side = {}
         self._worker.stop()
 
     def _release(self) -> None:
@@ -165,16 +177,31 @@ class TerrainSegmentationNode(LifecycleNode):
         pipeline = self.pipeline
         if pipeline is None:
             return
-        result = pipeline.process_message(msg)
+        gray = pipeline.decode(msg)
+        side = self._side_inputs(msg, gray.shape[:2]) if self._side else None
         pubs, camera = self._pubs, self._camera
+        intrinsics = pose = None
+        if camera is not None:
+            intrinsics, pose = camera.model, camera.pose(msg.header, pipeline.config.ground.costmap_frame)
+        result = pipeline.process(gray, side, intrinsics, pose)
         wanted = tuple(n for n in OUTPUTS if n not in LAZY or pubs[n].get_subscription_count() > 0)
-        projector = None
-        if "costmap" in wanted and camera is not None:
-            pose = camera.pose(msg.header, pipeline.config.ground.costmap_frame)
-            projector = pipeline.projector(result.mask.shape, camera.model, pose)
+        projector = pipeline.projector(result.mask.shape, intrinsics, pose) if "costmap" in wanted else None
         for name, out in result_messages(result, msg.header, wanted, projector):
             pubs[name].publish(out)
         self.stats.done(time.monotonic(), arrived, result.timings.inference, "overlay" in wanted)
+
+    def _side_inputs(self, msg, shape: tuple[int, int]):
+        """The frame's exclusion mask and depth, matched by stamp (waiting at most side_input_timeout each);
+        a missing or unusable one is counted and reported, and the frame is processed without it."""
+        stamp, timeout = stamp_ns(msg.header), float(self.param("side_input_timeout"))
+        found = {name: matcher.take(stamp, timeout) for name, (_, matcher) in self._side.items()}
+        side, problems = side_inputs(shape, found.get("exclusion_mask"), found.get("depth"))
+        for name, got in found.items():
+            unusable = any(p.startswith(name.replace("_", " ")) for p in problems)
+            self.stats.side_input(name, "missing" if got is None else "unusable" if unusable else "matched")
+        for problem in problems:
+            self._record_error(problem)
+        return side
 
     # -- parameters and diagnostics -----------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:

@@ -28,7 +28,7 @@ from ai4mars_perception.tools.bag_io import (
 from ai4mars_perception.tools.writers import TraversabilityCsv, write_pngs
 
 OUTPUT_TYPES = {"mask": IMAGE, "overlay": IMAGE, "traversability": POINTCLOUD2, "confidence": IMAGE,
-                "costmap": "nav_msgs/msg/OccupancyGrid"}  # fmt: skip
+                "costmap": "nav_msgs/msg/OccupancyGrid", "ground_cloud": POINTCLOUD2}  # fmt: skip
 
 
 @dataclass
