@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_harness import Harness, NodeProcess
+from ros_harness import Harness, NodeProcess, qos
 from rosbags.rosbag2 import Reader, Writer
 from sensor_msgs.msg import Image
 
@@ -309,3 +310,59 @@ def test_killed_process_leaves_no_output_and_the_rerun_equals_a_clean_run(tmp_pa
         for (s1, m1), (s2, m2) in zip(rerun[topic], clean[topic]):
             assert s1 == s2 and bytes(m1.data) == bytes(m2.data), topic
     assert csv_path.read_text().count("\n") == (tmp_path / "clean.csv").read_text().count("\n")
+
+
+def test_bag_process_with_exclusion_masks_equals_the_node(tmp_path, tiny_model, navcam_frames):
+    """A bag with the demo frames' AI4Mars MXY ∪ RNG-30m masks on <ns>/exclusion_mask: bag process and the node
+    (use_exclusion_mask, the mask topic remapped) give identical masks, with the rover and the far range unknown."""
+    from ros_harness import Topics, mask_array
+
+    from ai4mars_perception.ros.messages import image_msg
+
+    frames = tmp_path / "frames"
+    for sub in ("", "mxy", "rng-30m"):
+        (frames / sub).mkdir(exist_ok=True)
+    for path in navcam_frames[:2]:  # the frames with their masks, in the AI4Mars layout
+        shutil.copy(path, frames / path.name)
+        for sub, tag in (("mxy", "MXY"), ("rng-30m", "RNG")):
+            name = path.stem.replace("EDR", tag) + ".png"
+            shutil.copy(path.parent / sub / name, frames / sub / name)
+    bag = tmp_path / "masked"
+    assert make_bag([str(frames)], bag, exclusion_masks=True) == 2
+    name = "xm_seg"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"{name}:\n  ros__parameters:\n    model_path: {tiny_model}\n    device: cpu\n"
+                      "    use_exclusion_mask: true\n    side_input_timeout: 2.0\n")  # fmt: skip
+    out = tmp_path / "offline"
+    assert main(["bag", "process", str(bag), "-o", str(out), "--params-file", str(params), "--node-name", name]) == 0
+    offline = _messages(out)
+    off_masks = {m.header.stamp.sec: m for _, m in offline[f"/{name}/mask"]}
+    assert len(off_masks) == 2
+    recorded = _messages(bag)
+    excluded = {m.header.stamp.sec: m for _, m in recorded["/navcam/left/exclusion_mask"]}
+    for sec, m in off_masks.items():
+        mask = m.data.reshape(m.height, m.width)
+        rover = excluded[sec].data.reshape(m.height, m.width) > 0
+        assert rover.any() and (mask[rover] == 255).all()
+    remaps = {"image": "/xm/image", "exclusion_mask": "/xm/exclusion_mask", "__node": name}
+    node = NodeProcess(tmp_path, {"params_file": params}, remaps, name)
+    h = Harness("xm_client")
+    try:
+        t = Topics(h, "/xm/image", node=name)
+        side = h.node.create_publisher(Image, "/xm/exclusion_mask", qos(True, 5))
+        t.wait_connected()
+        assert h.spin_until(lambda: side.get_subscription_count() > 0, 20)
+        for (_, frame), (_, ex) in zip(recorded["/navcam/left/image_raw"], recorded["/navcam/left/exclusion_mask"]):
+            for raw, pub in ((ex, side), (frame, t.pub)):
+                msg = image_msg(raw.data.reshape(raw.height, raw.width), "mono8")
+                msg.header.stamp.sec, msg.header.stamp.nanosec = raw.header.stamp.sec, raw.header.stamp.nanosec
+                msg.header.frame_id = raw.header.frame_id
+                pub.publish(msg)
+                h.spin_until(lambda: False, 0.1)
+            assert h.spin_until(lambda s=frame.header.stamp.sec: any(m.header.stamp.sec == s for m in t.masks), 20)
+        for m in t.masks:
+            off = off_masks[m.header.stamp.sec]
+            assert np.array_equal(mask_array(m), off.data.reshape(off.height, off.width))
+    finally:
+        h.close()
+        assert node.stop() == 0, node.output()

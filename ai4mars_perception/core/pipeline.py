@@ -179,7 +179,11 @@ class Pipeline:
 
     def process_file(self, path, side: SideInputs | None = None) -> FrameResult:
         """Read an image file (any format OpenCV/Pillow read; size checked first) and segment it."""
-        return self.process(read_image_file(path, self.config.max_pixels), side)
+        return self.process(self.read(path), side)
+
+    def read(self, path) -> np.ndarray:
+        """An image file as a uint8 gray frame (size checked before decoding)."""
+        return read_image_file(path, self.config.max_pixels)
 
     def process(self, gray: np.ndarray, side: SideInputs | None = None, camera: CameraModel | None = None,
                 pose=None) -> FrameResult:  # fmt: skip

@@ -88,7 +88,8 @@ def image_connections(reader, topics: list[str] | None = None) -> list:
         if wrong:
             raise BagError(f"topic(s) {', '.join(wrong)} are not sensor_msgs Image or CompressedImage")
         return [by_topic[t] for t in topics]
-    conns = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
+    side = ("/exclusion_mask", "/depth")  # side inputs of an image topic, not frames (tools/side_files.py)
+    conns = [c for c in reader.connections if c.msgtype in IMAGE_TYPES and not c.topic.endswith(side)]
     if not conns:
         raise BagError("the bag has no sensor_msgs/Image or CompressedImage topic")
     return conns

@@ -18,6 +18,7 @@ from ai4mars_perception.tools.bag_io import (
     storage_plugin,
     typestore,
 )
+from ai4mars_perception.tools.side_files import exclusion_for, side_topics
 
 
 def make_bag(
@@ -31,8 +32,11 @@ def make_bag(
     storage: str = "mcap",
     camera_info: bool = False,
     fov_deg: float = 45.0,
+    exclusion_masks: bool = False,
 ) -> int:
-    """Write image files into a new bag; returns the number of frames written (unreadable files skipped)."""
+    """Write image files into a new bag; returns the number of frames written (unreadable files skipped).
+    ``exclusion_masks``: also each frame's exclusion mask (:mod:`~ai4mars_perception.tools.side_files`: e.g. the
+    AI4Mars MXY ∪ RNG-30m masks) on ``<topic namespace>/exclusion_mask``, mono8, with the frame's stamp."""
     from rosbags.rosbag2 import Writer
     from sensor_msgs.msg import CompressedImage
 
@@ -58,6 +62,8 @@ def make_bag(
             conn = writer.add_connection(name, COMPRESSED if compressed else IMAGE, typestore=ts)
             info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
             info_conn = writer.add_connection(info_topic, CAMERA_INFO, typestore=ts) if camera_info else None
+            mask_topic = side_topics(topic)["exclusion_mask"]
+            mask_conn = writer.add_connection(mask_topic, IMAGE, typestore=ts) if exclusion_masks else None
             for path in tqdm(files, desc="bag make", unit="frame"):
                 stamp = t0 + written * dt
                 header = header_msg(stamp, frame_id)
@@ -77,6 +83,8 @@ def make_bag(
                 if info_conn is not None:  # before its image, as a camera driver publishes it
                     info = camera_info_msg(header, gray.shape[1], gray.shape[0], fov_deg)
                     writer.write(info_conn, stamp, serialize(info))
+                if mask_conn is not None and (mask := exclusion_for(path, gray.shape[:2])) is not None:
+                    writer.write(mask_conn, stamp, serialize(image_msg(mask, "mono8", header)))
                 writer.write(conn, stamp, serialize(msg))
                 written += 1
         if written == 0:

@@ -32,8 +32,10 @@ class BagPlayer:
 
         self.reader = open_reader(path)
         self.conns = image_connections(self.reader, topics)
-        if topics is None:
-            self.conns += [c for c in self.reader.connections if c.msgtype == CAMERA_INFO]
+        if topics is None:  # with the frames: camera_info and the side inputs (exclusion_mask, depth)
+            side = ("/exclusion_mask", "/depth")
+            self.conns += [c for c in self.reader.connections
+                           if c.msgtype == CAMERA_INFO or (c.msgtype == IMAGE and c.topic.endswith(side))]  # fmt: skip
         classes = {IMAGE: Image, COMPRESSED: CompressedImage, CAMERA_INFO: CameraInfo}
         reliability = ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability)

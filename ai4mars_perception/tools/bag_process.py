@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ai4mars_perception.core.pipeline import Pipeline
 from ai4mars_perception.core.stamps import stamp_ns
+from ai4mars_perception.ros.side_inputs import side_inputs
 from ai4mars_perception.tools.bag_io import (
     CAMERA_INFO,
     IMAGE,
@@ -25,6 +26,7 @@ from ai4mars_perception.tools.bag_io import (
     storage_plugin,
     typestore,
 )
+from ai4mars_perception.tools.side_files import side_topics
 from ai4mars_perception.tools.writers import TraversabilityCsv, write_pngs
 
 OUTPUT_TYPES = {"mask": IMAGE, "overlay": IMAGE, "traversability": POINTCLOUD2, "confidence": IMAGE,
@@ -78,6 +80,7 @@ def process_bag(
                 open(csv_tmp, "w", newline="") as f,
             ):
                 frames = _FrameWriter(writer, reader, pipeline, node_name, overlay, TraversabilityCsv(f), png_dir)
+                frames.index_side_inputs(reader, conns)
                 image_ids = {c.id for c in conns}
                 total = sum(c.msgcount for c in reader.connections)
                 for conn, stamp, data in tqdm(
@@ -107,6 +110,27 @@ class _FrameWriter:
             n: writer.add_connection(f"{prefix}/{n}", OUTPUT_TYPES[n], typestore=self.ts) for n in self.outputs
         }
         self.cameras: dict[str, object] = {}  # latest intrinsics per camera namespace
+        self.side: dict[tuple[str, int], tuple[str, bytes]] = {}  # (topic, stamp) -> (msgtype, CDR) of side inputs
+
+    def index_side_inputs(self, reader, image_conns) -> None:
+        """Read the exclusion masks and depth images next to the image topics (tools/side_files.py), by stamp."""
+        wanted = {t for c in image_conns for t in side_topics(c.topic).values()}
+        conns = [c for c in reader.connections if c.topic in wanted]
+        for conn, _, data in iter_messages(reader, conns):
+            msg = self.ts.deserialize_cdr(data, conn.msgtype)
+            self.side[(conn.topic, stamp_ns(msg.header))] = (conn.msgtype, bytes(data))
+
+    def _side_for(self, topic: str, stamp: int, shape: tuple[int, int], index: int):
+        found = {}
+        for name, side_topic in side_topics(topic).items():
+            entry = self.side.pop((side_topic, stamp), None)
+            found[name] = None if entry is None else self.ts.deserialize_cdr(entry[1], entry[0])
+        if not any(found.values()):
+            return None
+        side, problems = side_inputs(shape, found["exclusion_mask"], found["depth"])
+        for problem in problems:
+            tqdm.write(f"frame {index} on {topic}: {problem}")
+        return side
 
     def copy(self, conn, stamp: int, data) -> None:
         self.writer.write(self.copies[conn.id], stamp, data)
@@ -122,14 +146,16 @@ class _FrameWriter:
         result.frames += 1
         try:
             msg = self.ts.deserialize_cdr(data, conn.msgtype)
-            frame = self.pipeline.process_message(msg)
+            base = conn.topic.removesuffix("/compressed").rsplit("/", 1)[0]
+            gray = self.pipeline.decode(msg)
+            side = self._side_for(conn.topic, stamp_ns(msg.header), gray.shape[:2], index)
+            frame = self.pipeline.process(gray, side, self.cameras.get(base))
         except Exception as e:  # decode errors, malformed CDR, bad model output alike: count, record, go on
             result.failed += 1
             tqdm.write(f"frame {index} on {conn.topic}: skipped: {e}")
             self.rows.failure(index, conn.topic, stamp, str(e))
             return
         header = header_msg(stamp_ns(msg.header), msg.header.frame_id)
-        base = conn.topic.removesuffix("/compressed").rsplit("/", 1)[0]
         projector = self.pipeline.projector(frame.mask.shape, self.cameras.get(base))
         for name, out in result_messages(frame, header, self.outputs, projector):
             self.writer.write(self.conns[name], stamp, serialize(out))

@@ -34,7 +34,7 @@ def cmd_bag(args: argparse.Namespace) -> int:
         from ai4mars_perception.tools.bag_make import make_bag
 
         n = make_bag(args.inputs, Path(args.out), args.topic, args.frame_id, args.compressed, args.rate, args.start,
-                     args.storage, args.camera_info, args.fov)  # fmt: skip
+                     args.storage, args.camera_info, args.fov, args.exclusion_masks)  # fmt: skip
         print(f"wrote {n} frames to {args.out}")
         return 0
     if args.bag_command == "play":
@@ -90,6 +90,9 @@ def _bag_parser(sub) -> None:
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     p.add_argument("--camera-info", action="store_true", help="also write <topic namespace>/camera_info")
     p.add_argument("--fov", type=float, default=45.0, help="horizontal field of view for camera_info, degrees")
+    p.add_argument("--exclusion-masks", action="store_true",
+                   help="also each frame's exclusion mask (NAME_exclusion.png, AI4Mars mxy/ and rng-30m/) on "
+                   "<topic namespace>/exclusion_mask")  # fmt: skip
 
     p = bag.add_parser("play", help="publish a bag's image topics over DDS with the recorded timing")
     p.add_argument("bag")

@@ -25,6 +25,7 @@ from ai4mars_perception.tools.bag_io import IMAGE, POINTCLOUD2, read_frames, typ
 from ai4mars_perception.tools.contact_sheet import contact_sheet, legend, save_rgb
 from ai4mars_perception.tools.errors import ToolError
 from ai4mars_perception.tools.overrides import parse_overrides
+from ai4mars_perception.tools.side_files import side_topics
 from ai4mars_perception.tools.writers import TraversabilityCsv
 
 TOPIC = "/navcam/left/image_raw"
@@ -48,14 +49,16 @@ def run_demo(model: Path | None, frames_dir: Path, out: Path, rate: float = 1.0,
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     bag = out / "navcam_input"
-    n = make_bag([str(frames_dir)], bag, rate=rate)
+    n = make_bag([str(frames_dir)], bag, rate=rate, exclusion_masks=True)  # AI4Mars MXY ∪ RNG-30m, when there
     env = child_env()
-    params = {**({"params_file": params_file} if params_file else {}), "device": "cpu", **(overrides or {})}
+    params = {**({"params_file": params_file} if params_file else {}), "device": "cpu", "use_exclusion_mask": True,
+              **(overrides or {})}  # fmt: skip
     if model is not None:
         params["model_path"] = str(model)
     print(f"demo: {n} Navcam frames → {bag}; node with {model.name if model else 'its params'}, "
           f"ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}")  # fmt: skip
-    proc = start_node(params, {"image": TOPIC}, env, out / "node.log")
+    remaps = {"image": TOPIC, "exclusion_mask": side_topics(TOPIC)["exclusion_mask"]}
+    proc = start_node(params, remaps, env, out / "node.log")
     ros = RosSession("ai4mars_demo")
     node = ros.node
     received: dict[str, dict[int, tuple[float, object]]] = {k: {} for k in OUTPUTS}

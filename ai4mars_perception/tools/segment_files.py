@@ -9,12 +9,16 @@ from tqdm import tqdm
 from ai4mars_perception.core.image_codec import ImageDecodeError, collect_images
 from ai4mars_perception.core.pipeline import Pipeline
 from ai4mars_perception.core.segmenter import InferenceError
+from ai4mars_perception.core.validity import SideInputError
+from ai4mars_perception.tools.side_files import side_inputs_for
 from ai4mars_perception.tools.writers import TraversabilityCsv, write_pngs
 
 
 def segment_files(pipeline: Pipeline, inputs: list[str], out_dir: Path) -> list[tuple[Path, str]]:
     """Write per input ``<stem>_mask.png``, ``_overlay.png``, ``_confidence.png`` and ``_costmap.png`` (for the
     camera_* parameters), and one ``traversability.csv`` for all inputs (the node's table, one row per region).
+    Exclusion masks and depth next to a frame are used as the node uses its topics (:mod:`side_files`); an
+    unusable one is reported and the frame segmented without it.
 
     Returns the failures as (path, reason); unreadable files are skipped and recorded, never fatal.
     """
@@ -24,7 +28,13 @@ def segment_files(pipeline: Pipeline, inputs: list[str], out_dir: Path) -> list[
         table = TraversabilityCsv(f)
         for index, path in enumerate(tqdm(collect_images(inputs), desc="segment", unit="img")):
             try:
-                result = pipeline.process_file(path)
+                gray = pipeline.read(path)
+                try:
+                    side = side_inputs_for(path, gray.shape[:2])
+                except SideInputError as e:
+                    side = None
+                    tqdm.write(f"{path}: side input ignored: {e}")
+                result = pipeline.process(gray, side)
             except (ImageDecodeError, InferenceError) as e:
                 failures.append((path, str(e)))
                 table.failure(index, str(path), 0, str(e))
