@@ -129,3 +129,28 @@ def test_the_pipeline_reports_excluded_and_far_pixels_unknown(tiny_model):
     assert (horizon.mask[:45] == IGNORE_INDEX).all() and (horizon.mask[60:] == 1).all()
     cloud = horizon.ground_cloud()
     assert cloud.shape == (25, 30, 3) and np.isnan(cloud[0]).all() and np.isfinite(cloud[-1]).all()
+
+
+def test_bench_validity_measures_what_is_called_terrain(tmp_path, tiny_model, navcam_frames):
+    """bench-validity on a demo frame with its MXY and RNG-30m masks: the plain model calls every rover and far
+    pixel terrain, with the masks as exclusion mask none, and in-range terrain is kept."""
+    import json
+    import shutil
+
+    from ai4mars_perception.tools.cli import main
+
+    frame = navcam_frames[0]
+    (tmp_path / "mxy").mkdir()
+    (tmp_path / "rng-30m").mkdir()
+    shutil.copy(frame, tmp_path / frame.name)
+    for folder, tag in (("mxy", "MXY"), ("rng-30m", "RNG")):
+        name = frame.stem.replace("EDR", tag) + ".png"
+        shutil.copy(frame.parent / folder / name, tmp_path / folder / name)
+    out = tmp_path / "bench.json"
+    assert main(["bench-validity", str(tmp_path / frame.name), "--model", str(tiny_model), "--json", str(out)]) == 0
+    m = json.loads(out.read_text())["mean"]
+    assert m["rover_share"] > 0.05 and m["far_share"] > 0.05
+    assert m["plain_rover_as_terrain"] == 1.0 and m["plain_far_as_terrain"] == 1.0
+    assert m["masks_rover_as_terrain"] == 0.0 and m["masks_far_as_terrain"] == 0.0
+    assert m["masks_in_range_terrain_kept"] == 1.0 and m["geometry_far_as_terrain"] <= 1.0
+    assert main(["bench-validity", str(tmp_path / "mxy"), "--model", str(tiny_model)]) == 2  # masks, no frames

@@ -63,6 +63,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.command(args)
 
 
+def cmd_bench_validity(args: argparse.Namespace) -> int:
+    from ai4mars_perception.tools.bench_validity import command
+
+    return command(args)
+
+
 def cmd_bench_gpu(args: argparse.Namespace) -> int:
     from ai4mars_perception.tools.bench_gpu import command
 
@@ -139,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "(needs fastai)")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="only: ONNX Runtime's kernel time per operator and node")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "bench-validity",
+        help="rover and far/sky pixels reported as terrain, with and without "
+        "geometry and exclusion masks (frames with AI4Mars MXY and RNG-30m masks)",
+    )
+    add_config_args(p, overlay=False)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--json", help="also write the report as JSON")
+    p.set_defaults(func=cmd_bench_validity)
 
     p = sub.add_parser("bench-gpu", help="PyTorch backend on the GPU: fp32, fp16, fp16 + CUDA graph (needs torch)")
     p.add_argument("models", nargs="+", metavar="MODEL.pt", help="TorchScript exports (e.g. at 256² and 1024²)")
