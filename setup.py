@@ -17,6 +17,9 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/samples/navcam", glob("samples/navcam/*.JPG")),  # the demo's Navcam sequence
+        # and its AI4Mars rover (MXY) and beyond-30-m (RNG-30m) masks, the demo's exclusion masks
+        (f"share/{PACKAGE}/samples/navcam/mxy", glob("samples/navcam/mxy/*.png")),
+        (f"share/{PACKAGE}/samples/navcam/rng-30m", glob("samples/navcam/rng-30m/*.png")),
         *([(f"share/{PACKAGE}/models", glob("models/*.onnx") + glob("models/*.md"))] if glob("models/*.onnx") else []),
     ],
     python_requires=">=3.10",

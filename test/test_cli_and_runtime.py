@@ -121,6 +121,14 @@ def test_demo_runs_as_make_demo_does(tmp_path, tiny_model):
     assert sheet is not None and sheet.shape[0] > 8 * 320
     rows = (tmp_path / "demo" / "traversability.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 * 4  # header + frame and 3 sectors per frame
+    # the bag carries the frames' AI4Mars rover and range masks, and the node reported those pixels unknown
+    from rosbags.rosbag2 import Reader
+
+    with Reader(tmp_path / "demo" / "navcam_input") as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/navcam/left/exclusion_mask"] == 8
+    unknown = [float(r.split(",")[10]) for r in rows[1:] if ",frame," in r]
+    assert len(unknown) == 8 and min(unknown) > 0.1  # rover body and beyond 30 m: 13-52 % of each frame
 
 
 def test_bench_gpu_plumbing_on_the_cpu(tmp_path):
