@@ -14,7 +14,7 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from ros_harness import Harness, NodeProcess, Topics, mask_array, qos
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from tiny_model import brightness_model, expected_class
 
 from ai4mars_perception.core.image_codec import read_image_file
@@ -463,5 +463,45 @@ def test_exclusion_masks_matched_by_stamp_over_dds(tmp_path, harness, tiny_model
         values = t.diag_values()
         assert int(values["exclusion_mask_missing"]) >= 1 and int(values["exclusion_mask_unusable"]) == 1
         assert "exclusion mask ignored: exclusion mask is 10x10, the frame 100x80" in values["last_error"]
+    finally:
+        assert node.stop() == 0, node.output()
+
+
+def test_depth_matched_by_stamp_over_dds(tmp_path, harness, tiny_model):
+    """use_depth: a 32FC1 depth image with the frame's stamp; pixels without depth (NaN, inf, 0) or beyond
+    max_range are unknown (255), the others keep their class; the cloud is NaN exactly there."""
+    from ai4mars_perception.ros.messages import cloud_from_msg
+
+    name = "depth_seg"
+    params = {"model_path": tiny_model, "use_depth": True, "side_input_timeout": 1.0, "max_range": 20.0,
+              "cloud_decimation": 1}  # fmt: skip
+    node = NodeProcess(tmp_path, params, {"image": "/dp/image", "depth": "/dp/depth", "__node": name}, name)
+    try:
+        t = Topics(harness, "/dp/image", node=name)
+        clouds = harness.collect(PointCloud2, f"/{name}/ground_cloud")
+        depth_pub = harness.node.create_publisher(Image, "/dp/depth", qos(True, 5))
+        t.wait_connected()
+        assert harness.spin_until(lambda: depth_pub.get_subscription_count() > 0, 20)
+        frame = np.full((40, 50), 96, np.uint8)
+        depth = np.full((40, 50), 5.0, np.float32)
+        depth[:5], depth[5:10, :10], depth[10:15, :10], depth[15:20, :10] = np.nan, np.inf, 0.0, 25.0
+        unknown = ~np.isfinite(depth) | (depth <= 0) | (depth > 20.0)
+        got = None
+        for sec in range(15000, 15005):
+            d = Image(height=40, width=50, encoding="32FC1", is_bigendian=0, step=200)
+            d.data = depth.tobytes()
+            d.header.stamp.sec, d.header.frame_id = sec, "navcam_left"
+            depth_pub.publish(d)
+            harness.spin_until(lambda: False, 0.2)
+            t.send(array_to_image(frame, "mono8"), sec)
+            m = t.answer_for(sec, 5)
+            # a new stamp until depth, frame and the lazy cloud all made it (discovery may lose the first ones)
+            cloud_came = harness.spin_until(lambda s=sec: any(c.header.stamp.sec == s for c in clouds), 3)
+            if m is not None and (got := mask_array(m))[0, 0] == 255 and cloud_came:
+                break
+        assert got is not None and (got[unknown] == 255).all() and (got[~unknown] == 1).all()
+        cloud = cloud_from_msg(next(c for c in clouds if c.header.stamp.sec == sec))
+        assert cloud.shape == (40, 50, 3) and np.isnan(cloud[unknown]).all()
+        assert np.allclose(cloud[~unknown][:, 2], 5.0)  # z along the optical axis is the depth
     finally:
         assert node.stop() == 0, node.output()

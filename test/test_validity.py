@@ -154,3 +154,34 @@ def test_bench_validity_measures_what_is_called_terrain(tmp_path, tiny_model, na
     assert m["masks_rover_as_terrain"] == 0.0 and m["masks_far_as_terrain"] == 0.0
     assert m["masks_in_range_terrain_kept"] == 1.0 and m["geometry_far_as_terrain"] <= 1.0
     assert main(["bench-validity", str(tmp_path / "mxy"), "--model", str(tiny_model)]) == 2  # masks, no frames
+
+
+def test_side_inputs_are_matched_by_stamp_late_or_missing():
+    """A side input that comes after its frame but within the timeout is matched; one that never comes is missing
+    after the timeout; only the newest few are kept; unusable ones are reported, not used."""
+    import threading
+
+    from sensor_msgs.msg import Image
+
+    from ai4mars_perception.ros.messages import image_msg
+    from ai4mars_perception.ros.side_inputs import StampMatcher, side_inputs
+
+    def mask(sec: int) -> Image:
+        m = image_msg(np.ones((4, 6), np.uint8), "mono8")
+        m.header.stamp.sec = sec
+        return m
+
+    matcher = StampMatcher(keep=3)
+    late = threading.Timer(0.2, matcher.put, [mask(7)])
+    late.start()
+    assert matcher.take(7 * 10**9, timeout=5.0) is not None  # late, within the wait
+    assert matcher.take(8 * 10**9, timeout=0.1) is None  # never came
+    for sec in range(10, 15):
+        matcher.put(mask(sec))
+    assert matcher.take(10 * 10**9, timeout=0.0) is None and matcher.take(14 * 10**9, timeout=0.0) is not None
+    depth = image_msg(np.zeros((4, 6), np.uint8), "mono8")  # a depth image must be 32FC1 or 16UC1
+    side, problems = side_inputs((4, 6), mask(1), depth)
+    assert side.exclusion is not None and side.exclusion.all() and side.depth is None
+    assert problems == ["depth ignored: depth must be 32FC1 (m) or 16UC1 (mm), got mono8"]
+    wrong = side_inputs((5, 6), mask(1), None)
+    assert wrong[0].exclusion is None and "exclusion mask is 6x4, the frame 6x5" in wrong[1][0]
