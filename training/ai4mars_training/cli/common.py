@@ -49,6 +49,12 @@ def fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <out>/models/last.pth")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--limit", type=int, default=0, help="use only the first N labelled pairs (smoke tests)")
+    p.add_argument("--loader", choices=("fastai", "device"), default="fastai",
+                   help="fastai: worker processes augment on the host; device: frames decoded once onto the "
+                   "training device and augmented there a batch at a time (no per-batch copy)")  # fmt: skip
+    p.add_argument("--aug-strength", type=float, default=1.0, help="--loader device: scale of its augmentation")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an EMA of the weights (e.g. 0.999): validation, checkpoints, export use it")  # fmt: skip
     p.add_argument("--optimizer", choices=("adam", "adamw-fused"), default="adam",
                    help="fastai's Adam, or the same update by PyTorch's fused AdamW (less host work)")  # fmt: skip
     p.add_argument("--profile-steps", type=int, default=0, metavar="N",
@@ -68,5 +74,5 @@ def fit_config(a: argparse.Namespace):
         focal_gamma=a.focal_gamma, class_weights=a.class_weights, augment=a.augment, precision=a.precision,
         crop=a.crop, time_budget=a.time_budget,
         patience=a.patience, resume=a.resume, num_workers=a.workers, limit=a.limit, profile_steps=a.profile_steps,
-        optimizer=a.optimizer,
+        optimizer=a.optimizer, loader=a.loader, aug_strength=a.aug_strength, ema=a.ema,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from ai4mars_training.data.dataset import file_sha256, scan, split
 from ai4mars_training.errors import TrainingError
 from ai4mars_training.fit.callbacks import BF16Autocast, SaveLast, Throughput, TimeBudget, explain_precision
 from ai4mars_training.fit.distributed import data_parallel
+from ai4mars_training.fit.ema import EMA
 from ai4mars_training.fit.learner import (
     DataConfig,
     SegLoss,
@@ -66,6 +67,9 @@ class FitConfig:
     profile_steps: int = 0
     save_last: bool = True
     optimizer: str = "adam"
+    loader: str = "fastai"  # fastai (worker processes, host augmentation) | device (frames and augmentation on it)
+    aug_strength: float = 1.0  # device loader: scales its augmentation ranges (0: none)
+    ema: float = 0.0  # EMA decay of the weights per step (0: off); validation and export use the average
 
 
 def _weights(cfg: FitConfig, train) -> torch.Tensor | None:
@@ -121,6 +125,11 @@ def prepare(cfg: FitConfig):
     if weights_path is not None and not weights_path.is_file():
         raise TrainingError(f"pretrained weights file {weights_path} does not exist")
     learn = build_learner(dls, 5 if cfg.null_class else 4, pretrained, weights_path, loss, out, cfg.optimizer)
+    if cfg.loader not in ("fastai", "device"):
+        raise TrainingError(f"--loader must be fastai or device, not {cfg.loader!r}")
+    if cfg.loader == "device":  # the learner was built on the fastai loaders; it trains on the device ones
+        learn.export_dls = learn.dls
+        learn.dls = device_loaders(train, valid, cfg, learn.dls.device)
     init_report = None
     if init is not None and init.suffix.lower() == ".onnx":  # a shipped model: rebuild its folded BatchNorms
         init_report = load_onnx_weights(learn.model, init, _calibration_batches(learn, 64))
@@ -138,6 +147,17 @@ def prepare(cfg: FitConfig):
     if init_report is not None:
         info["init_from"]["onnx"] = init_report
     return learn, info
+
+
+def device_loaders(train, valid, cfg: FitConfig, device):
+    """``--loader device``: the frames decoded once onto ``device``, augmented there a batch at a time."""
+    from ai4mars_training.data.device_loader import DeviceAugment, device_dataloaders
+    from ai4mars_training.fit.learner import ReadImage, ReadLabel
+
+    aug = DeviceAugment().scaled(cfg.aug_strength) if cfg.augment else None
+    crop = cfg.crop if cfg.crop and cfg.crop < cfg.size else 0
+    return device_dataloaders(train, valid, ReadImage(cfg.size), ReadLabel(cfg.size, cfg.null_class, cfg.ignore_rover,
+                              cfg.ignore_range), cfg.batch_size, crop, aug, cfg.seed, device)  # fmt: skip
 
 
 def _calibration_batches(learn, frames: int) -> list:
@@ -193,6 +213,8 @@ def fit(cfg: FitConfig) -> dict:
     info["precision"] = precision
     # the budget counts from the start of fit(); it shapes the (unfrozen) one-cycle phase
     budget = TimeBudget(cfg.time_budget, start=start) if cfg.time_budget else None
+    if cfg.ema:
+        cbs.append(EMA(cfg.ema))
     if cfg.resume:
         last = out / "models" / "last.pth"
         if not last.is_file():
@@ -216,6 +238,7 @@ def fit(cfg: FitConfig) -> dict:
     if precision == "fp16":
         learn = learn.to_fp32()
     learn.remove_cb(BF16Autocast)
+    learn.dls = getattr(learn, "export_dls", learn.dls)  # a device loader's frames do not belong in the pickle
     learn.export("learner.pkl")  # relative to learn.path = out
     history = _read_history(out / "history.csv")
     best = max(history, key=lambda r: r.get("miou", -1)) if history else {}
