@@ -73,7 +73,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
                         "--precision", "bf16", "--workers", "2", "--bench-repeats", "1", "--bench-inputs", "64,128",
                         "--lr", "1e-3",
                         "--loss", "dice", "--class-weights", "0.8,0.71,1.52,3.16", "--init-from", str(START),
-                        "--profile-steps", "2", "--optimizer", "adamw-fused"],
+                        "--profile-steps", "2", "--optimizer", "adamw-fused", "--loader", "device", "--ema", "0.99"],
                        env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"fastai 2.8.12 from {tmp_path / 'site'}" in r.stdout  # from the carried wheels, nowhere else
@@ -87,6 +87,7 @@ def test_gpu_shot_rehearsal_on_the_cpu(tmp_path):
     decided = run["time_budget"]["epochs_decided"]
     assert run["time_budget"]["minutes"] == 0.5 and len(run["history"]) == decided[-1] == len(decided)
     assert run["throughput"] and 0 <= run["throughput"][0]["data_wait_fraction"] <= 1
+    assert run["config"]["loader"] == "device" and run["config"]["ema"] == 0.99  # the next shot's data path
     assert run["profile"]["steps"] == 2 and run["profile"]["epoch"] == 0 and run["profile"]["top"]
     rows = run["inference_bench"]["rows"]
     assert {row["model_input"] for row in rows} == {64, 128} and not [r for r in rows if "error" in r], rows

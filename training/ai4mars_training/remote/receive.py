@@ -24,8 +24,17 @@ def receive(shot_dir: Path, data: Path, out: Path) -> dict:
     state = join_state_dict(shot_dir, run["weights"])
     fields = set(FitConfig.__dataclass_fields__)
     # the shot's weights replace any start weights (init_from)
-    cfg = FitConfig(**{**{k: v for k, v in run["config"].items() if k in fields}, "data": str(data),
-                       "out": str(out), "num_workers": 0, "resume": False, "init_from": None})  # fmt: skip
+    cfg = FitConfig(
+        **{
+            **{k: v for k, v in run["config"].items() if k in fields},
+            "data": str(data),
+            "out": str(out),
+            "num_workers": 0,
+            "resume": False,
+            "init_from": None,
+            "loader": "fastai",
+        }
+    )  # fmt: skip  (no training here: the frames need not be decoded)
     learn, info = prepare(cfg)
     if info["valid_ids_sha1"] != run["data"]["valid_ids_sha1"]:
         raise TrainingError(f"{data} splits into other validation frames than the GPU run's packed data")
