@@ -209,13 +209,17 @@ def test_fused_adamw_makes_the_same_update_as_fastai_adam(synthetic_set, tmp_pat
 
 def test_bench_reports_images_per_second(synthetic_set, tmp_path, capsys):
     report = tmp_path / "bench.json"
-    args = ["bench", "--data", str(synthetic_set), *FIT, "--crops", "32,0", "--steps", "2", "--json", str(report)]
-    assert main([*args, "--precisions", "fp32,auto"]) == 0
+    args = ["bench", "--data", str(synthetic_set), *FIT, "--crops", "32,0", "--steps", "1", "--json", str(report)]
+    assert main([*args, "--precisions", "fp32,auto", "--loaders", "fastai,device"]) == 0
     rows = json.loads(report.read_text())["rows"]
     auto = "bf16" if cpu_has_bf16() else "fp32"
-    assert [(r["crop"], r["precision"]) for r in rows] == [(32, "fp32"), (32, auto), (64, "fp32"), (64, auto)]
+    combos = [(c, p) for c in (32, 64) for p in ("fp32", auto)]
+    assert [(r["loader"], r["crop"], r["precision"]) for r in rows] == [(lo, *c) for lo in ("fastai", "device")
+                                                                        for c in combos]  # fmt: skip
     assert all(r["images_per_s"] > 0 and r["speedup_vs_fp32_same_crop"] > 0 for r in rows)
-    assert "fastest:" in capsys.readouterr().out
+    assert all(r["speedup_vs_fastai_loader"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert "fastest:" in out and "cpu: " in out and "precision: " in out  # the CPU and the precision choice said
 
 
 def test_fp16_weight_storage_and_metrics_in_the_metadata(real_subset, smoke_run, smoke_export, tmp_path):

@@ -37,11 +37,15 @@ def cmd_bench(a: argparse.Namespace) -> int:
     print(f"cpu: {cpu['summary']}, {__import__('os').cpu_count()} cores", flush=True)
     cfg = fit_config(a)
     cfg.pretrained, cfg.pretrained_weights = False, None  # throughput does not depend on the start weights
-    rows = bench(cfg, a.precisions.split(","), [int(c) for c in a.crops.split(",")], a.steps)
+    loaders = tuple(a.loaders.split(","))
+    rows = bench(cfg, a.precisions.split(","), [int(c) for c in a.crops.split(",")], a.steps, loaders=loaders)
     base = next((r for r in rows if r["precision"] == "fp32"), None)
-    fp32 = {r["crop"]: r["images_per_s"] for r in rows if r["precision"] == "fp32"}
+    fp32 = {(r["loader"], r["crop"]): r["images_per_s"] for r in rows if r["precision"] == "fp32"}
+    first = {(r["crop"], r["precision"]): r["images_per_s"] for r in rows if r["loader"] == loaders[0]}
     for r in rows:
-        r["speedup_vs_fp32_same_crop"] = round(r["images_per_s"] / fp32[r["crop"]], 2) if r["crop"] in fp32 else None
+        key = (r["loader"], r["crop"])
+        r["speedup_vs_fp32_same_crop"] = round(r["images_per_s"] / fp32[key], 2) if key in fp32 else None
+        r[f"speedup_vs_{loaders[0]}_loader"] = round(r["images_per_s"] / first[(r["crop"], r["precision"])], 2)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(
@@ -65,6 +69,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("bench", help="training throughput (images/s) per precision and crop, on real frames")
     fit_args(p)
     p.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16 (GPU)")
+    p.add_argument("--loaders", default="fastai", help="comma-separated: fastai, device (see fit --loader)")
     p.add_argument("--crops", default="128", help="comma-separated crop sizes (0: whole frames)")
     p.add_argument("--steps", type=int, default=6, help="timed steps per configuration (after 2 warm-up steps)")
     p.add_argument("--json", help="also write the table to this JSON file")
