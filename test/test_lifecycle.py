@@ -14,19 +14,24 @@ from ros_harness import Harness, NodeProcess, Topics
 from ai4mars_perception.ros.messages import image_msg
 
 
-def _call(h: Harness, srv_type, name: str, request):
+def _call(h: Harness, srv_type, name: str, request, tries: int = 1):
+    """Call a service; an idempotent one (``tries`` > 1) is asked again when no answer came within 10 s: a request
+    sent right after discovery can be lost before the server's reply writer has matched this client (seen on a
+    loaded machine). A transition is asked once and waited for longer: it must not run twice."""
     client = h.node.create_client(srv_type, name)
     try:
         assert client.wait_for_service(timeout_sec=20), f"no service {name}"
-        future = client.call_async(request)
-        assert h.spin_until(future.done, 30), f"{name} did not answer"
-        return future.result()
+        for _ in range(tries):
+            future = client.call_async(request)
+            if h.spin_until(future.done, 10 if tries > 1 else 60):
+                return future.result()
+        raise AssertionError(f"{name} did not answer")
     finally:
         h.node.destroy_client(client)
 
 
 def _state(h: Harness, node: str) -> int:
-    return _call(h, GetState, f"/{node}/get_state", GetState.Request()).current_state.id
+    return _call(h, GetState, f"/{node}/get_state", GetState.Request(), tries=4).current_state.id
 
 
 def _transition(h: Harness, node: str, transition: int) -> bool:
