@@ -79,6 +79,13 @@ class GroundGeometry:
         t = np.where(hits, -position[2] / np.where(hits, down, -1.0), np.inf)  # ray length to the ground
         self.points = (rays * np.where(hits, t, np.nan)[..., None]).astype(np.float32)  # optical frame, metres
         self.range = np.where(hits, t * np.linalg.norm(rays, axis=-1), np.inf)
+        self._within: tuple[float, np.ndarray] | None = None
+
+    def within(self, max_range: float) -> np.ndarray:
+        """bool: the ray meets the ground at most ``max_range`` away (kept for the next frame with the same range)."""
+        if self._within is None or self._within[0] != max_range:
+            self._within = (max_range, self.range <= max_range)
+        return self._within[1]
 
     @staticmethod
     def key_of(camera: CameraModel, rotation: np.ndarray, position) -> tuple:
@@ -109,7 +116,7 @@ def valid_terrain(max_range: float, ground: GroundGeometry | None, side: SideInp
         dist = np.linalg.norm(points, axis=-1)
         valid = np.isfinite(dist) & (dist <= max_range)
     elif ground is not None:
-        valid = ground.range <= max_range
-    if side is not None and side.exclusion is not None:
+        valid = ground.within(max_range)
+    if side is not None and side.exclusion is not None:  # a new array: the cached geometry is not changed
         valid = ~side.exclusion if valid is None else valid & ~side.exclusion
     return valid
