@@ -23,7 +23,7 @@ from ai4mars_perception.core.params import PARAMETERS, ParamsError, check_values
 from ai4mars_perception.core.projection import CameraModel, GroundProjector, rotation_from_angles
 from ai4mars_perception.core.segmenter import ModelLoadError, Segmenter, Timings
 from ai4mars_perception.core.traversability import FrameSummary, TraversabilityConfig, summarize, summary_to_array
-from ai4mars_perception.core.validity import GroundGeometry, SideInputs, depth_points, valid_terrain
+from ai4mars_perception.core.validity import GroundGeometry, SideInputs, valid_terrain
 
 
 class GroundConfig(config_base("_GroundFields", "ground")):
@@ -195,7 +195,7 @@ class Pipeline:
         t0 = time.perf_counter()
         ground = self.ground(gray.shape[:2], camera, pose)
         depth = side.depth if side is not None else None
-        points = depth_points(ground.camera, depth) if depth is not None else ground.points
+        points = ground.rays * depth[..., None] if depth is not None else ground.points  # no per-frame rays
         valid = valid_terrain(config.max_range, ground if config.use_geometry else None, side,
                               points if depth is not None else None)  # fmt: skip
         if valid is not None:

@@ -74,6 +74,7 @@ class GroundGeometry:
             raise ValueError("the camera must be above the ground (height > 0)")
         self.camera, self.rotation, self.position = camera, rotation, tuple(position)
         rays = optical_rays(camera)
+        self.rays = rays.astype(np.float32)  # kept: a depth frame's points are these rays times its depth
         down = (rays @ rotation.T)[..., 2]  # the ground-frame z of each ray
         hits = down < -1e-9
         t = np.where(hits, -position[2] / np.where(hits, down, -1.0), np.inf)  # ray length to the ground
